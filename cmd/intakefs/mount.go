@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	ifs "github.com/intakefs/intakefs/fs"
+)
+
+func newMountCmd(g *globalFlags) *cobra.Command {
+	cfg := ifs.DefaultConfig()
+	var debugFuse bool
+	c := &cobra.Command{
+		Use:   "mount CATALOG MOUNTPOINT",
+		Short: "Mount CATALOG at MOUNTPOINT (foreground; unmounts on SIGINT/SIGTERM)",
+		Long: `Mount CATALOG (a YAML file, a directory of YAML files, or a glob) read-only at
+MOUNTPOINT, in the foreground. Ctrl-C (SIGINT) or SIGTERM unmounts.
+
+As root the filesystem is mounted directly; a normal user needs fusermount3
+(Debian package fuse3).`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			catalog, mnt := args[0], args[1]
+			st, err := os.Stat(mnt)
+			if err != nil {
+				return fmt.Errorf("mountpoint %s: %w", mnt, unwrapPathErr(err))
+			}
+			if !st.IsDir() {
+				return fmt.Errorf("mountpoint %s: not a directory", mnt)
+			}
+			tree, log, err := g.open(catalog)
+			if err != nil {
+				return err
+			}
+			cfg.Log = log
+			cfg.Debug = debugFuse
+			srv, err := ifs.Mount(mnt, tree, cfg)
+			if err != nil {
+				return fmt.Errorf("mount %s: %w", mnt, err)
+			}
+			fmt.Fprintf(os.Stderr, "mounted %s at %s\n", catalog, mnt)
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+			go func() {
+				for range sigs {
+					// A busy mount refuses to unmount: say so and keep
+					// serving, so readers are never cut off mid-read.
+					if err := srv.Unmount(); err != nil {
+						log.Warn("unmount failed; still serving (close the files using it, or signal again)", "mountpoint", mnt, "err", err)
+						continue
+					}
+					return
+				}
+			}()
+			srv.Wait()
+			time.Sleep(10 * time.Millisecond)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&cfg.AllowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf for non-root)")
+	f.StringArrayVarP(&cfg.Options, "option", "o", nil, "extra FUSE mount option (repeatable)")
+	f.DurationVar(&cfg.EntryTimeout, "entry-timeout", cfg.EntryTimeout, "how long the kernel may cache a name")
+	f.DurationVar(&cfg.AttrTimeout, "attr-timeout", cfg.AttrTimeout, "how long the kernel may cache attributes")
+	f.DurationVar(&cfg.NegativeTimeout, "negative-timeout", cfg.NegativeTimeout, "how long the kernel may cache a missing name")
+	f.BoolVar(&debugFuse, "debug-fuse", false, "log every FUSE request")
+	return c
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

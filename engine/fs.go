@@ -1,0 +1,380 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/intakefs/intakefs/cache"
+	"github.com/intakefs/intakefs/remote"
+)
+
+// Node is one name in the tree intakefs serves. The FUSE layer and the
+// CLI's ls/describe/cat both walk this tree.
+type Node interface {
+	Name() string
+	IsDir() bool
+	// Ino is stable for the node's identity: the same source with the
+	// same parameter values always has the same number.
+	Ino() uint64
+}
+
+// Dir is a directory node.
+type Dir interface {
+	Node
+	ReadDir(ctx context.Context) ([]Node, error)
+	Lookup(ctx context.Context, name string) (Node, error)
+}
+
+// File is a file node.
+type File interface {
+	Node
+	Stat(ctx context.Context) (FileStat, error)
+	Open(ctx context.Context) (Handle, error)
+}
+
+// FileStat is what a file's attributes need.
+type FileStat struct {
+	Size    int64
+	ModTime time.Time
+}
+
+// Handle is an open file.
+type Handle interface {
+	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+	Close() error
+}
+
+// ErrNotFound is a name that does not exist.
+var ErrNotFound = remote.ErrNotExist
+
+// FS is the catalog tree for one root catalog.
+type FS struct {
+	RootPath   string
+	RootParams map[string]string
+	Loader     *Loader
+	Env        *Env
+	Stores     Stores
+	Opener     cache.Opener
+	Cwd        string
+	Log        *slog.Logger
+	// MaxVariants bounds the parameter variants listed per source.
+	MaxVariants int
+	// TTL is how long a listing or a data plan is reused.
+	TTL     time.Duration
+	Started time.Time
+
+	mu sync.Mutex // guards listings and plans; never held during I/O
+	// listings caches directory indexes by view identity.
+	listings map[string]*listing
+	// plans caches data plans by rendered key.
+	plans map[string]*planEntry
+}
+
+type planEntry struct {
+	plan *Plan
+	err  error
+	at   time.Time
+}
+
+// Options configure New.
+type Options struct {
+	Cwd        string
+	RootParams map[string]string
+	AllowShell bool
+	Log        *slog.Logger
+	Opener     cache.Opener
+	Stores     Stores
+}
+
+// New makes the tree for the catalog at root and loads it once, so that a
+// catalog that cannot be read at all is an error now rather than an empty
+// mount.
+func New(root string, o Options) (*FS, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Opener == nil {
+		o.Opener = cache.Direct{}
+	}
+	if o.Stores == nil {
+		o.Stores = Stores{}
+	}
+	if _, ok := o.Stores["file"]; !ok {
+		o.Stores["file"] = remote.Local{}
+	}
+	env := DefaultEnv()
+	env.AllowShell = o.AllowShell
+	f := &FS{RootPath: root, RootParams: o.RootParams, Loader: NewLoader(o.Cwd), Env: env, Stores: o.Stores,
+		Opener: o.Opener, Cwd: o.Cwd, Log: o.Log, MaxVariants: 64, TTL: time.Second, Started: time.Now(),
+		listings: map[string]*listing{}, plans: map[string]*planEntry{}}
+	v := f.rootView()
+	if v.Err != nil {
+		return nil, v.Err
+	}
+	return f, nil
+}
+
+// Root is the top directory.
+func (f *FS) Root() Dir { return &catalogDir{fs: f, name: "", ident: "root"} }
+
+func (f *FS) rootView() *View {
+	cat, err := f.Loader.Open(f.RootPath)
+	if err != nil {
+		return &View{Cat: emptyCatalog(f.RootPath), Ident: "root", Err: err}
+	}
+	params := cat.Params
+	if len(f.RootParams) > 0 {
+		vals := map[string]any{}
+		for k, raw := range f.RootParams {
+			p := findParam(params, k)
+			if p == nil {
+				return &View{Cat: cat, Ident: "root", Err: &ParamError{k, fmt.Sprintf("--param %s: the catalog has no parameter %q (it has: %s)", k, k, paramNames(params))}}
+			}
+			v, err := p.FromPath(raw)
+			if err != nil {
+				return &View{Cat: cat, Ident: "root", Err: fmt.Errorf("--param %s=%s: %w", k, raw, err)}
+			}
+			vals[k] = v
+		}
+		params = withUserDefaults(params, vals)
+	}
+	return &View{Cat: cat, Params: params, Ident: "root"}
+}
+
+func emptyCatalog(path string) *Catalog {
+	return &Catalog{Path: path, Metadata: map[string]any{}, byName: map[string]*Entry{}}
+}
+
+func findParam(ps []*Param, name string) *Param {
+	for _, p := range ps {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// childView loads the nested catalog an entry points at, for the values
+// set in its path segment.
+func (f *FS) childView(ctx context.Context, parent *View, e *Entry, kvs []KV) (*View, error) {
+	ident := parent.Ident + "/" + e.Name + canonKVs(kvs)
+	own := f.entryParams(parent, e)
+	entryVals := map[string]any{}
+	catVals := map[string]string{}
+	seen := map[string]bool{}
+	for _, kv := range kvs {
+		if seen[kv.Key] {
+			return nil, &ParamError{kv.Key, fmt.Sprintf("parameter %s given twice", kv.Key)}
+		}
+		seen[kv.Key] = true
+		if p := findParam(own, kv.Key); p != nil && findParam(parent.Params, kv.Key) == nil {
+			v, err := p.FromPath(kv.Value)
+			if err != nil {
+				return nil, err
+			}
+			entryVals[kv.Key] = v
+		} else {
+			catVals[kv.Key] = kv.Value
+		}
+	}
+	r, err := f.Env.Render(parent, e, entryVals)
+	if err != nil {
+		return &View{Cat: emptyCatalog(e.Name), Ident: ident, Err: err}, nil
+	}
+	cat, err := f.loadNested(r)
+	if err != nil {
+		return &View{Cat: emptyCatalog(e.Name), Ident: ident, Err: err}, nil
+	}
+	// the child's catalog parameters, updated by the parent's (which win)
+	params := append([]*Param(nil), cat.Params...)
+	for _, pp := range parent.Params {
+		replaced := false
+		for i, cp := range params {
+			if cp.Name == pp.Name {
+				params[i] = pp
+				replaced = true
+			}
+		}
+		if !replaced {
+			params = append(params, pp)
+		}
+	}
+	if len(catVals) > 0 {
+		vals := map[string]any{}
+		for k, raw := range catVals {
+			p := findParam(params, k)
+			if p == nil {
+				return nil, &ParamError{k, fmt.Sprintf("unknown parameter %q for catalog %s (it has: %s)", k, e.Name, paramNames(append(params, own...)))}
+			}
+			v, err := p.FromPath(raw)
+			if err != nil {
+				return nil, err
+			}
+			vals[k] = v
+		}
+		params = withUserDefaults(params, vals)
+	}
+	return &View{Cat: cat, Params: params, Ident: ident}, nil
+}
+
+// entryParams are the parameters a nested-catalog entry itself takes.
+func (f *FS) entryParams(v *View, e *Entry) []*Param { return v.paramsFor(e) }
+
+func (f *FS) loadNested(r *Rendered) (*Catalog, error) {
+	var p any = r.Args["path"]
+	if p == nil {
+		p = r.Args["urlpath"]
+	}
+	switch x := p.(type) {
+	case string:
+		if x == "" {
+			break
+		}
+		if strings.Contains(x, "://") && !strings.HasPrefix(x, "file://") {
+			return nil, fmt.Errorf("%s: remote catalogs are not supported yet", x)
+		}
+		if r.Entry.Driver == "yaml_files_cat" || hasGlobMeta(x) {
+			return f.Loader.Open(x)
+		}
+		return f.Loader.Open(x)
+	case []any:
+		var paths []string
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				paths = append(paths, s)
+			}
+		}
+		return f.Loader.OpenList(paths)
+	}
+	return nil, fmt.Errorf("%s:%d: nested catalog %q has no path argument", r.Entry.File, r.Entry.Line, r.Entry.Name)
+}
+
+func canonKVs(kvs []KV) string {
+	if len(kvs) == 0 {
+		return ""
+	}
+	s := append([]KV(nil), kvs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].Key < s[j].Key })
+	var b strings.Builder
+	for _, kv := range s {
+		b.WriteString("\x00" + kv.Key + "=" + kv.Value)
+	}
+	return b.String()
+}
+
+func inoOf(ident string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(ident))
+	n := h.Sum64()
+	if n <= 1 {
+		n += 2 // 1 is the root's
+	}
+	return n
+}
+
+// plan returns the data plan for a rendered source, reusing one made in
+// the last TTL.
+func (f *FS) plan(ctx context.Context, r *Rendered) (*Plan, error) {
+	key := r.Key()
+	f.mu.Lock()
+	pe := f.plans[key]
+	f.mu.Unlock()
+	if pe != nil && time.Since(pe.at) < f.TTL {
+		return pe.plan, pe.err
+	}
+	p, err := f.planFor(ctx, r)
+	f.mu.Lock()
+	if len(f.plans) > 100000 {
+		f.plans = map[string]*planEntry{}
+	}
+	f.plans[key] = &planEntry{plan: p, err: err, at: time.Now()}
+	f.mu.Unlock()
+	return p, err
+}
+
+// Walk resolves a slash-separated path below the root.
+func (f *FS) Walk(ctx context.Context, p string) (Node, error) {
+	var n Node = f.Root()
+	for _, seg := range strings.Split(strings.Trim(p, "/"), "/") {
+		if seg == "" || seg == "." {
+			continue
+		}
+		d, ok := n.(Dir)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w (not a directory)", p, ErrNotFound)
+		}
+		var err error
+		n, err = d.Lookup(ctx, seg)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// ReadAll reads a whole file node.
+func ReadAll(ctx context.Context, fl File, w io.Writer) (int64, error) {
+	h, err := fl.Open(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	buf := make([]byte, 1<<20)
+	var off int64
+	for {
+		n, err := h.ReadAt(ctx, buf, off)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return off, werr
+			}
+			off += int64(n)
+		}
+		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
+			return off, nil
+		}
+		if err != nil {
+			return off, err
+		}
+	}
+}
+
+// Describe gives the describe.yaml of the source or catalog at path p:
+// what `intakefs describe` prints.
+func (f *FS) Describe(ctx context.Context, p string) ([]byte, error) {
+	n, err := f.Walk(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	switch x := n.(type) {
+	case *dataFile:
+		if x.err != nil {
+			return nil, x.err
+		}
+		return DescribeSource(x.r)
+	case *sourceDir:
+		if x.err != nil {
+			return nil, x.err
+		}
+		return DescribeSource(x.r)
+	case *catalogDir:
+		v, l, err := x.listing(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if v.Err != nil {
+			return nil, v.Err
+		}
+		return (&metaDir{fs: f, view: v, listing: l}).describe()
+	case *partsDir, *treeDir:
+		return nil, fmt.Errorf("%s is the data of a multi-part source: describe the source's directory instead", p)
+	}
+	return nil, fmt.Errorf("%s is not a source or a catalog", p)
+}

@@ -1,0 +1,353 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// metaDir is a catalog's .catalog directory.
+type metaDir struct {
+	fs      *FS
+	view    *View
+	listing *listing
+}
+
+var _ Dir = (*metaDir)(nil)
+
+func (d *metaDir) Name() string { return ".catalog" }
+func (d *metaDir) IsDir() bool  { return true }
+func (d *metaDir) Ino() uint64  { return inoOf("meta:" + d.view.Ident) }
+
+func (d *metaDir) ReadDir(ctx context.Context) ([]Node, error) {
+	id := d.view.Ident
+	return []Node{
+		&bytesFile{name: "describe.yaml", ident: "catdesc:" + id, mtime: d.fs.Started, gen: d.describe},
+		&bytesFile{name: "metadata.json", ident: "catmeta:" + id, mtime: d.fs.Started, gen: func() ([]byte, error) { return toJSON(d.view.Cat.Metadata) }},
+		&bytesFile{name: "errors.txt", ident: "caterr:" + id, mtime: d.fs.Started, gen: d.errors},
+	}, nil
+}
+
+func (d *metaDir) Lookup(ctx context.Context, name string) (Node, error) {
+	return lookupIn(ctx, d, name)
+}
+
+func (d *metaDir) describe() ([]byte, error) {
+	c := d.view.Cat
+	doc := map[string]any{
+		"name":        c.Name,
+		"description": c.Description,
+		"metadata":    redact(c.Metadata),
+	}
+	if len(d.view.Params) > 0 {
+		doc["parameters"] = describeParams(d.view.Params, nil)
+	}
+	return toYAML(doc)
+}
+
+// Errors lists what could not be loaded, one problem a line.
+func (d *metaDir) errors() ([]byte, error) {
+	var b bytes.Buffer
+	if d.view.Err != nil {
+		fmt.Fprintln(&b, oneLine(d.view.Err.Error()))
+	}
+	for _, e := range d.view.Cat.Errors {
+		fmt.Fprintln(&b, oneLine(e.Error()))
+	}
+	for _, p := range d.listing.problems {
+		fmt.Fprintln(&b, oneLine(p))
+	}
+	return b.Bytes(), nil
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// sourceDir holds a source's describe.yaml and metadata.json.
+type sourceDir struct {
+	fs   *FS
+	name string
+	r    *Rendered
+	// for a source whose defaults do not render:
+	view  *View
+	entry *Entry
+	err   error
+}
+
+var _ Dir = (*sourceDir)(nil)
+
+func (d *sourceDir) Name() string { return d.name }
+func (d *sourceDir) IsDir() bool  { return true }
+func (d *sourceDir) ident() string {
+	if d.r != nil {
+		return d.r.Key()
+	}
+	return d.view.Ident + "/" + d.entry.Name + "\x00invalid"
+}
+func (d *sourceDir) Ino() uint64 { return inoOf("src:" + d.ident()) }
+
+func (d *sourceDir) ReadDir(ctx context.Context) ([]Node, error) {
+	id := d.ident()
+	fail := func() ([]byte, error) { return nil, d.err }
+	desc, md := fail, fail
+	if d.r != nil {
+		desc = func() ([]byte, error) { return DescribeSource(d.r) }
+		md = func() ([]byte, error) { return toJSON(redact(d.r.Metadata)) }
+	}
+	return []Node{
+		&bytesFile{name: "describe.yaml", ident: "desc:" + id, mtime: d.fs.Started, gen: desc},
+		&bytesFile{name: "metadata.json", ident: "md:" + id, mtime: d.fs.Started, gen: md},
+	}, nil
+}
+
+func (d *sourceDir) Lookup(ctx context.Context, name string) (Node, error) {
+	return lookupIn(ctx, d, name)
+}
+
+// Rendered gives the rendered source behind a source directory (nil and
+// the reason when its parameters are invalid); the CLI's describe uses it.
+func (d *sourceDir) Rendered() (*Rendered, error) { return d.r, d.err }
+
+// DescribeSource is the source as a one-entry Intake catalog: rendered
+// args and metadata, the declared parameters with the values used as
+// their defaults, secrets redacted.
+func DescribeSource(r *Rendered) ([]byte, error) {
+	e := r.Entry
+	md := copyMap(r.Metadata)
+	delete(md, "catalog_dir")
+	src := map[string]any{
+		"description":   e.Description,
+		"driver":        e.DriverRaw,
+		"direct_access": e.DirectAccess,
+		"args":          redact(r.Args),
+		"metadata":      redact(md),
+	}
+	if len(r.Params) > 0 {
+		src["parameters"] = describeParams(r.Params, r.Values)
+	}
+	if len(e.Cache) > 0 {
+		src["cache"] = e.Cache
+	}
+	used := map[string]any{}
+	for k, v := range r.Values {
+		used[k] = yamlSafe(v)
+	}
+	doc := map[string]any{
+		"metadata": map[string]any{
+			"version": 1,
+			"intakefs": map[string]any{
+				"source":          e.Name,
+				"defined_in":      fmt.Sprintf("%s:%d", e.File, e.Line),
+				"parameters_used": used,
+			},
+		},
+		"sources": map[string]any{e.Name: src},
+	}
+	return toYAML(doc)
+}
+
+func describeParams(ps []*Param, values map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, p := range ps {
+		d := map[string]any{"description": p.Description, "type": p.Type}
+		if p.Type == "" {
+			d["type"] = "other"
+		}
+		if v, ok := values[p.Name]; ok {
+			d["default"] = yamlSafe(v)
+		} else if p.Default != nil {
+			d["default"] = yamlSafe(p.Default)
+		}
+		if p.Min != nil {
+			d["min"] = yamlSafe(p.Min)
+		}
+		if p.Max != nil {
+			d["max"] = yamlSafe(p.Max)
+		}
+		if p.Allowed != nil {
+			d["allowed"] = yamlSafe(p.Allowed)
+		}
+		out[p.Name] = d
+	}
+	return out
+}
+
+// yamlSafe turns typed values into what yaml and json encode plainly.
+func yamlSafe(v any) any {
+	switch x := v.(type) {
+	case tuple:
+		return yamlSafe([]any(x))
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = yamlSafe(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = yamlSafe(e)
+		}
+		return out
+	}
+	return v
+}
+
+var secretKey = regexp.MustCompile(`(?i)(secret|token|passw|key$|^key|credential|auth|session)`)
+
+// redact hides secrets: values under storage_options (or any mapping)
+// whose key names a secret, and passwords in URLs.
+func redact(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if secretKey.MatchString(k) && isScalar(e) && e != nil && k != "anon" {
+				out[k] = "<redacted>"
+				continue
+			}
+			out[k] = redact(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = redact(e)
+		}
+		return out
+	case string:
+		return redactURL(x)
+	}
+	return v
+}
+
+func isScalar(v any) bool {
+	switch v.(type) {
+	case map[string]any, []any:
+		return false
+	}
+	return true
+}
+
+func redactURL(s string) string {
+	if !strings.Contains(s, "://") || !strings.Contains(s, "@") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "redacted")
+		return u.String()
+	}
+	return s
+}
+
+func toYAML(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(yamlSafe(v)); err != nil {
+		return nil, err
+	}
+	enc.Close()
+	return b.Bytes(), nil
+}
+
+func toJSON(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(jsonSafe(v), "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// jsonSafe maps what JSON cannot hold: NaN and infinities become null,
+// times ISO 8601 strings.
+func jsonSafe(v any) any {
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+	case time.Time:
+		return x.Format(time.RFC3339Nano)
+	case tuple:
+		return jsonSafe([]any(x))
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonSafe(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = jsonSafe(e)
+		}
+		return out
+	}
+	return v
+}
+
+// bytesFile is a small generated file.
+type bytesFile struct {
+	name  string
+	ident string
+	mtime time.Time
+	gen   func() ([]byte, error)
+}
+
+var _ File = (*bytesFile)(nil)
+
+func (b *bytesFile) Name() string { return b.name }
+func (b *bytesFile) IsDir() bool  { return false }
+func (b *bytesFile) Ino() uint64  { return inoOf(b.ident) }
+func (b *bytesFile) Stat(ctx context.Context) (FileStat, error) {
+	data, err := b.gen()
+	if err != nil {
+		return FileStat{ModTime: b.mtime}, nil
+	}
+	return FileStat{Size: int64(len(data)), ModTime: b.mtime}, nil
+}
+func (b *bytesFile) Open(ctx context.Context) (Handle, error) {
+	data, err := b.gen()
+	if err != nil {
+		return nil, err
+	}
+	return bytesHandle(data), nil
+}
+
+type bytesHandle []byte
+
+func (h bytesHandle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off >= int64(len(h)) {
+		return 0, io.EOF
+	}
+	n := copy(p, h[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+func (h bytesHandle) Close() error { return nil }
+
+// sortedKeys is for deterministic output where maps are walked.
+func sortedKeys(m map[string]any) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,543 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/intakefs/intakefs/remote"
+)
+
+// listing is a catalog directory's index: every name it shows, built once
+// per view and reused for TTL.
+type listing struct {
+	cat   *Catalog
+	at    time.Time
+	names map[string]Node
+	order []Node
+	// problems are what errors.txt adds to the catalog's load errors.
+	problems []string
+}
+
+// catalogDir is a catalog: the root, or a nested catalog entry reached
+// with the parameter values in kvs.
+type catalogDir struct {
+	fs     *FS
+	name   string
+	ident  string
+	parent *View // nil for the root
+	entry  *Entry
+	kvs    []KV
+}
+
+var _ Dir = (*catalogDir)(nil)
+
+func (d *catalogDir) Name() string { return d.name }
+func (d *catalogDir) IsDir() bool  { return true }
+func (d *catalogDir) Ino() uint64 {
+	if d.parent == nil {
+		return 1
+	}
+	return inoOf("cat:" + d.ident)
+}
+
+func (d *catalogDir) view(ctx context.Context) (*View, error) {
+	if d.parent == nil {
+		return d.fs.rootView(), nil
+	}
+	return d.fs.childView(ctx, d.parent, d.entry, d.kvs)
+}
+
+func (d *catalogDir) listing(ctx context.Context) (*View, *listing, error) {
+	v, err := d.view(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	f := d.fs
+	f.mu.Lock()
+	l := f.listings[v.Ident]
+	f.mu.Unlock()
+	if l != nil && l.cat == v.Cat && time.Since(l.at) < f.TTL {
+		return v, l, nil
+	}
+	l = f.buildListing(ctx, v)
+	f.mu.Lock()
+	if len(f.listings) > 10000 {
+		f.listings = map[string]*listing{}
+	}
+	f.listings[v.Ident] = l
+	f.mu.Unlock()
+	return v, l, nil
+}
+
+func (d *catalogDir) ReadDir(ctx context.Context) ([]Node, error) {
+	_, l, err := d.listing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return l.order, nil
+}
+
+func (d *catalogDir) Lookup(ctx context.Context, name string) (Node, error) {
+	v, l, err := d.listing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n, ok := l.names[name]; ok {
+		return n, nil
+	}
+	if !strings.Contains(name, "@") {
+		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
+	}
+	pn, err := ParseName(name)
+	if err != nil {
+		return nil, &ParamError{"", err.Error()}
+	}
+	e := v.Cat.Lookup(pn.Name)
+	if e == nil {
+		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
+	}
+	if e.IsCatalog() {
+		sub := &catalogDir{fs: d.fs, name: name, parent: v, entry: e, kvs: pn.KVs}
+		sub.ident = v.Ident + "/" + e.Name + canonKVs(pn.KVs)
+		cv, err := sub.view(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if cv.Err != nil {
+			var pe *ParamError
+			if errors.As(cv.Err, &pe) {
+				return nil, cv.Err
+			}
+		}
+		return sub, nil
+	}
+	return d.fs.lookupSource(ctx, v, e, name, pn.KVs)
+}
+
+// lookupSource resolves src@k=v[.ext]: with the extension it is the data,
+// without it the source's directory. A value may hold dots, so the suffix
+// is an extension only when it is the one the source has for those values.
+func (f *FS) lookupSource(ctx context.Context, v *View, e *Entry, name string, kvs []KV) (Node, error) {
+	last := kvs[len(kvs)-1].Value
+	if i := strings.LastIndexByte(last, '.'); i >= 0 {
+		try := append([]KV(nil), kvs...)
+		try[len(try)-1].Value = last[:i]
+		ext := last[i+1:]
+		if user, err := f.userValues(v, e, try); err == nil {
+			if r, err := f.Env.Render(v, e, user); err == nil && dataExt(r) == ext {
+				return f.dataNode(ctx, v, e, name, r, nil), nil
+			}
+		}
+	}
+	user, err := f.userValues(v, e, kvs)
+	if err != nil {
+		return nil, err
+	}
+	r, err := f.Env.Render(v, e, user)
+	if err != nil {
+		return nil, err
+	}
+	return &sourceDir{fs: f, name: name, r: r}, nil
+}
+
+// userValues converts path values to typed values, refusing unknown and
+// repeated names.
+func (f *FS) userValues(v *View, e *Entry, kvs []KV) (map[string]any, error) {
+	params := v.paramsFor(e)
+	out := map[string]any{}
+	for _, kv := range kvs {
+		if _, dup := out[kv.Key]; dup {
+			return nil, &ParamError{kv.Key, fmt.Sprintf("parameter %s given twice", kv.Key)}
+		}
+		p := findParam(params, kv.Key)
+		if p == nil {
+			return nil, &ParamError{kv.Key, fmt.Sprintf("unknown parameter %q for %s (it has: %s)", kv.Key, e.Name, paramNames(params))}
+		}
+		val, err := p.FromPath(kv.Value)
+		if err != nil {
+			return nil, err
+		}
+		out[kv.Key] = val
+	}
+	return out, nil
+}
+
+func (f *FS) buildListing(ctx context.Context, v *View) *listing {
+	l := &listing{cat: v.Cat, at: time.Now(), names: map[string]Node{}}
+	add := func(n Node, what string) {
+		if prev, dup := l.names[n.Name()]; dup {
+			_ = prev
+			l.problems = append(l.problems, fmt.Sprintf("%s: the name %q is taken by another entry; not shown", what, n.Name()))
+			return
+		}
+		l.names[n.Name()] = n
+		l.order = append(l.order, n)
+	}
+	add(&metaDir{fs: f, view: v, listing: l}, ".catalog")
+	for _, e := range v.Cat.Entries {
+		if e.Name == "" {
+			l.problems = append(l.problems, fmt.Sprintf("%s:%d: a source with an empty name cannot be shown", e.File, e.Line))
+			continue
+		}
+		shown := EncodeName(e.Name)
+		where := fmt.Sprintf("%s:%d: source %q", e.File, e.Line, e.Name)
+		if e.IsCatalog() {
+			add(&catalogDir{fs: f, name: shown, ident: v.Ident + "/" + e.Name, parent: v, entry: e}, where)
+			continue
+		}
+		r, err := f.Env.Render(v, e, nil)
+		if err != nil {
+			l.problems = append(l.problems, fmt.Sprintf("%s: with its default parameters: %v", where, err))
+			add(&sourceDir{fs: f, name: shown, view: v, entry: e, err: err}, where)
+			ext := "data"
+			if x, ok := driverExt[e.Driver]; ok {
+				ext = x
+			}
+			add(&dataFile{fs: f, name: shown + "." + ext, ident: v.Ident + "/" + e.Name, err: err}, where)
+			continue
+		}
+		add(&sourceDir{fs: f, name: shown, r: r}, where)
+		if _, _, ok := urlArg(r); !ok {
+			continue // no data to show: the directory describes it
+		}
+		add(f.dataNode(ctx, v, e, shown+"."+dataExt(r), r, nil), where)
+		for _, vr := range f.variants(v, e, r) {
+			add(vr, where)
+		}
+	}
+	return l
+}
+
+// variants are the data files for the values of parameters with an
+// allowed list, other parameters at their defaults, up to MaxVariants.
+func (f *FS) variants(v *View, e *Entry, def *Rendered) []Node {
+	var ps []*Param
+	for _, p := range def.Params {
+		if len(p.Allowed) > 0 && p.Type != "mlist" {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
+	var out []Node
+	var rec func(i int, kvs []KV, user map[string]any)
+	rec = func(i int, kvs []KV, user map[string]any) {
+		if len(out) >= f.MaxVariants {
+			return
+		}
+		if i == len(ps) {
+			if len(kvs) == 0 {
+				return
+			}
+			r, err := f.Env.Render(v, e, user)
+			if err != nil {
+				return
+			}
+			name := FormatName(e.Name, kvs, dataExt(r))
+			out = append(out, f.dataNode(context.Background(), v, e, name, r, nil))
+			return
+		}
+		p := ps[i]
+		rec(i+1, kvs, user)
+		for _, a := range p.Allowed {
+			val, err := p.Validate(a)
+			if err != nil || equalValues(val, def.Values[p.Name]) {
+				continue
+			}
+			nu := copyMap(user)
+			nu[p.Name] = val
+			rec(i+1, append(append([]KV(nil), kvs...), KV{p.Name, pyStr(val)}), nu)
+		}
+	}
+	rec(0, nil, map[string]any{})
+	return out
+}
+
+// dataNode is the data of a rendered source: a file, or a directory of
+// parts for formats that do not concatenate.
+func (f *FS) dataNode(ctx context.Context, v *View, e *Entry, name string, r *Rendered, _ error) Node {
+	p, err := f.plan(ctx, r)
+	ident := "data:" + r.Key()
+	if err == nil && p.Kind == PlanParts {
+		return &partsDir{fs: f, name: name, ident: ident, plan: p}
+	}
+	if err == nil && p.Kind == PlanTree {
+		return &treeDir{fs: f, name: name, ident: ident, store: p.Store, url: p.Root}
+	}
+	return &dataFile{fs: f, name: name, ident: ident, r: r}
+}
+
+// dataFile is a source's data as one file.
+type dataFile struct {
+	fs    *FS
+	name  string
+	ident string
+	r     *Rendered
+	err   error // the source cannot be rendered
+}
+
+var _ File = (*dataFile)(nil)
+
+func (d *dataFile) Name() string { return d.name }
+func (d *dataFile) IsDir() bool  { return false }
+func (d *dataFile) Ino() uint64  { return inoOf(d.ident) }
+
+// Stat never fails for a listed source: a source whose data cannot be
+// reached shows size 0 and fails on open with the reason, so that ls and
+// find work over a catalog with broken entries.
+func (d *dataFile) Stat(ctx context.Context) (FileStat, error) {
+	if d.err != nil {
+		return FileStat{ModTime: d.fs.Started}, nil
+	}
+	p, err := d.fs.plan(ctx, d.r)
+	if err != nil {
+		return FileStat{ModTime: d.fs.Started}, nil
+	}
+	return FileStat{Size: p.Size, ModTime: latest(p.Parts, d.fs.Started)}, nil
+}
+
+func (d *dataFile) Open(ctx context.Context) (Handle, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	p, err := d.fs.plan(ctx, d.r)
+	if err != nil {
+		return nil, err
+	}
+	if p.Kind != PlanFile {
+		return nil, fmt.Errorf("%s: the data is now a directory", d.name)
+	}
+	return &segHandle{fs: d.fs, plan: p, open: map[int]remote.ReaderAtCloser{}}, nil
+}
+
+func latest(objs []remote.ObjectInfo, def time.Time) time.Time {
+	var t time.Time
+	for _, o := range objs {
+		if o.ModTime.After(t) {
+			t = o.ModTime
+		}
+	}
+	if t.IsZero() {
+		return def
+	}
+	return t
+}
+
+// segHandle reads a plan's segments, opening each object on first use.
+type segHandle struct {
+	fs   *FS
+	plan *Plan
+	mu   sync.Mutex // guards open; not held while an object is opened
+	open map[int]remote.ReaderAtCloser
+}
+
+func (h *segHandle) reader(ctx context.Context, i int) (remote.ReaderAtCloser, error) {
+	h.mu.Lock()
+	r := h.open[i]
+	h.mu.Unlock()
+	if r != nil {
+		return r, nil
+	}
+	r, err := h.fs.Opener.Open(ctx, h.plan.Store, *h.plan.Segments[i].Obj)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	if prev := h.open[i]; prev != nil {
+		h.mu.Unlock()
+		r.Close()
+		return prev, nil
+	}
+	h.open[i] = r
+	h.mu.Unlock()
+	return r, nil
+}
+
+func (h *segHandle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	segs := h.plan.Segments
+	if off >= h.plan.Size {
+		return 0, io.EOF
+	}
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].Start+segs[i].Len > off })
+	n := 0
+	for ; i < len(segs) && n < len(p); i++ {
+		s := segs[i]
+		within := off + int64(n) - s.Start
+		want := s.Len - within
+		if want > int64(len(p)-n) {
+			want = int64(len(p) - n)
+		}
+		if s.Literal != nil {
+			n += copy(p[n:n+int(want)], s.Literal[within:])
+			continue
+		}
+		r, err := h.reader(ctx, i)
+		if err != nil {
+			return n, err
+		}
+		got, err := r.ReadAt(p[n:n+int(want)], s.Off+within)
+		n += got
+		if err != nil && !(errors.Is(err, io.EOF) && int64(got) == want) {
+			if errors.Is(err, io.EOF) {
+				return n, fmt.Errorf("%s: %w (object is shorter than when it was listed)", s.Obj.URL, io.ErrUnexpectedEOF)
+			}
+			return n, err
+		}
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (h *segHandle) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var first error
+	for i, r := range h.open {
+		if err := r.Close(); err != nil && first == nil {
+			first = err
+		}
+		delete(h.open, i)
+	}
+	return first
+}
+
+// partsDir holds the parts of a multi-file source under their own names.
+type partsDir struct {
+	fs    *FS
+	name  string
+	ident string
+	plan  *Plan
+}
+
+var _ Dir = (*partsDir)(nil)
+
+func (d *partsDir) Name() string { return d.name }
+func (d *partsDir) IsDir() bool  { return true }
+func (d *partsDir) Ino() uint64  { return inoOf(d.ident) }
+
+func (d *partsDir) ReadDir(ctx context.Context) ([]Node, error) {
+	names := partNames(d.plan.Parts)
+	out := make([]Node, len(d.plan.Parts))
+	for i := range d.plan.Parts {
+		out[i] = &objFile{fs: d.fs, name: names[i], store: d.plan.Store, obj: d.plan.Parts[i]}
+	}
+	return out, nil
+}
+
+func (d *partsDir) Lookup(ctx context.Context, name string) (Node, error) {
+	return lookupIn(ctx, d, name)
+}
+
+func lookupIn(ctx context.Context, d Dir, name string) (Node, error) {
+	ns, err := d.ReadDir(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range ns {
+		if n.Name() == name {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
+}
+
+// partNames are the parts' base names; where two parts share one, the
+// path below their common directory is used, encoded.
+func partNames(parts []remote.ObjectInfo) []string {
+	names := make([]string, len(parts))
+	count := map[string]int{}
+	for i, p := range parts {
+		names[i] = path.Base(p.URL)
+		count[names[i]]++
+	}
+	prefix := commonDir(parts)
+	for i, p := range parts {
+		if count[names[i]] > 1 {
+			names[i] = EncodeName(strings.TrimPrefix(p.URL, prefix))
+		}
+	}
+	return names
+}
+
+func commonDir(parts []remote.ObjectInfo) string {
+	if len(parts) == 0 {
+		return ""
+	}
+	prefix := path.Dir(parts[0].URL) + "/"
+	for _, p := range parts[1:] {
+		for !strings.HasPrefix(p.URL, prefix) && prefix != "/" && prefix != "" {
+			prefix = path.Dir(strings.TrimSuffix(prefix, "/")) + "/"
+		}
+	}
+	return prefix
+}
+
+// treeDir shows a directory object (a parquet dataset, a zarr store).
+type treeDir struct {
+	fs    *FS
+	name  string
+	ident string
+	store remote.Store
+	url   string
+}
+
+var _ Dir = (*treeDir)(nil)
+
+func (d *treeDir) Name() string { return d.name }
+func (d *treeDir) IsDir() bool  { return true }
+func (d *treeDir) Ino() uint64  { return inoOf(d.ident) }
+
+func (d *treeDir) ReadDir(ctx context.Context) ([]Node, error) {
+	ents, err := d.store.List(ctx, d.url)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Node, 0, len(ents))
+	for _, e := range ents {
+		name := path.Base(strings.TrimSuffix(e.URL, "/"))
+		if e.IsDir {
+			out = append(out, &treeDir{fs: d.fs, name: name, ident: d.ident + "/" + name, store: d.store, url: e.URL})
+		} else {
+			out = append(out, &objFile{fs: d.fs, name: name, store: d.store, obj: e})
+		}
+	}
+	return out, nil
+}
+
+func (d *treeDir) Lookup(ctx context.Context, name string) (Node, error) {
+	return lookupIn(ctx, d, name)
+}
+
+// objFile is one object shown as it is.
+type objFile struct {
+	fs    *FS
+	name  string
+	store remote.Store
+	obj   remote.ObjectInfo
+}
+
+var _ File = (*objFile)(nil)
+
+func (o *objFile) Name() string { return o.name }
+func (o *objFile) IsDir() bool  { return false }
+func (o *objFile) Ino() uint64  { return inoOf("obj:" + o.obj.URL + "\x00" + o.obj.Identity()) }
+func (o *objFile) Stat(ctx context.Context) (FileStat, error) {
+	return FileStat{Size: o.obj.Size, ModTime: o.obj.ModTime}, nil
+}
+func (o *objFile) Open(ctx context.Context) (Handle, error) {
+	obj := o.obj
+	p := &Plan{Kind: PlanFile, Store: o.store, Parts: []remote.ObjectInfo{obj}, Size: obj.Size}
+	p.Segments = []Segment{{Obj: &p.Parts[0], Len: obj.Size}}
+	return &segHandle{fs: o.fs, plan: p, open: map[int]remote.ReaderAtCloser{}}, nil
+}

@@ -1,0 +1,201 @@
+// Package fs is the FUSE adapter: go-fuse nodes over the engine's tree.
+// It holds no catalog logic; every node asks the engine and translates
+// errors in errno.go.
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/intakefs/intakefs/engine"
+)
+
+// Config holds the mount settings.
+type Config struct {
+	// EntryTimeout, AttrTimeout and NegativeTimeout are handed to the
+	// kernel. A catalog is re-read when its file changes, so these stay
+	// short; a second is enough for ls -lR and find to be served from the
+	// kernel's caches within one run.
+	EntryTimeout    time.Duration
+	AttrTimeout     time.Duration
+	NegativeTimeout time.Duration
+	AllowOther      bool
+	Options         []string // extra -o options
+	Debug           bool
+	Log             *slog.Logger
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{EntryTimeout: time.Second, AttrTimeout: time.Second, NegativeTimeout: time.Second}
+}
+
+// Mount serves tree at dir. It tries the mount(2) syscall first (root) and
+// falls back to fusermount3 (a normal user).
+func Mount(dir string, tree *engine.FS, cfg Config) (*fuse.Server, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	et, at, nt := cfg.EntryTimeout, cfg.AttrTimeout, cfg.NegativeTimeout
+	root := &dirNode{d: tree.Root(), log: cfg.Log}
+	opts := &gofs.Options{
+		EntryTimeout:    &et,
+		AttrTimeout:     &at,
+		NegativeTimeout: &nt,
+		UID:             uint32(os.Getuid()),
+		GID:             uint32(os.Getgid()),
+		MountOptions: fuse.MountOptions{
+			FsName:       "intakefs",
+			Name:         "intakefs",
+			AllowOther:   cfg.AllowOther,
+			DirectMount:  true,
+			Options:      append([]string{"ro"}, cfg.Options...),
+			Debug:        cfg.Debug,
+			MaxReadAhead: 1 << 20,
+		},
+	}
+	return gofs.Mount(dir, root, opts)
+}
+
+// dirNode is a directory: a catalog, a source's directory, .catalog, or a
+// directory of parts.
+type dirNode struct {
+	gofs.Inode
+	d   engine.Dir
+	log *slog.Logger
+}
+
+var _ = (gofs.NodeLookuper)((*dirNode)(nil))
+
+func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	child, err := n.d.Lookup(ctx, name)
+	if err != nil {
+		return nil, toErrno(n.log, "lookup", name, err)
+	}
+	if d, ok := child.(engine.Dir); ok {
+		fillDir(&out.Attr, d)
+		return n.NewInode(ctx, &dirNode{d: d, log: n.log}, gofs.StableAttr{Mode: fuse.S_IFDIR, Ino: d.Ino()}), 0
+	}
+	f := child.(engine.File)
+	if errno := fillFile(ctx, n.log, &out.Attr, f); errno != 0 {
+		return nil, errno
+	}
+	return n.NewInode(ctx, &fileNode{f: f, log: n.log}, gofs.StableAttr{Mode: fuse.S_IFREG, Ino: f.Ino()}), 0
+}
+
+var _ = (gofs.NodeReaddirer)((*dirNode)(nil))
+
+func (n *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	ns, err := n.d.ReadDir(ctx)
+	if err != nil {
+		return nil, toErrno(n.log, "readdir", n.d.Name(), err)
+	}
+	ents := make([]fuse.DirEntry, 0, len(ns))
+	for _, c := range ns {
+		mode := uint32(fuse.S_IFREG)
+		if c.IsDir() {
+			mode = fuse.S_IFDIR
+		}
+		ents = append(ents, fuse.DirEntry{Name: c.Name(), Mode: mode, Ino: c.Ino()})
+	}
+	return gofs.NewListDirStream(ents), 0
+}
+
+var _ = (gofs.NodeGetattrer)((*dirNode)(nil))
+
+func (n *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	fillDir(&out.Attr, n.d)
+	return 0
+}
+
+var _ = (gofs.NodeOpendirer)((*dirNode)(nil))
+
+func (n *dirNode) Opendir(ctx context.Context) syscall.Errno { return 0 }
+
+func fillDir(a *fuse.Attr, d engine.Dir) {
+	a.Mode = fuse.S_IFDIR | 0o555
+	a.Ino = d.Ino()
+	a.Nlink = 2
+}
+
+func fillFile(ctx context.Context, log *slog.Logger, a *fuse.Attr, f engine.File) syscall.Errno {
+	st, err := f.Stat(ctx)
+	if err != nil {
+		return toErrno(log, "stat", f.Name(), err)
+	}
+	a.Mode = fuse.S_IFREG | 0o444
+	a.Ino = f.Ino()
+	a.Nlink = 1
+	a.Size = uint64(st.Size)
+	a.Blocks = (a.Size + 511) / 512
+	a.Blksize = 1 << 20
+	t := st.ModTime
+	a.SetTimes(&t, &t, &t)
+	return 0
+}
+
+// fileNode is a file: a source's data, a part, or a generated file.
+type fileNode struct {
+	gofs.Inode
+	f   engine.File
+	log *slog.Logger
+}
+
+var _ = (gofs.NodeGetattrer)((*fileNode)(nil))
+
+func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	return fillFile(ctx, n.log, &out.Attr, n.f)
+}
+
+var _ = (gofs.NodeOpener)((*fileNode)(nil))
+
+func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	h, err := n.f.Open(ctx)
+	if err != nil {
+		return nil, 0, toErrno(n.log, "open", n.f.Name(), err)
+	}
+	return &handle{h: h, name: n.f.Name(), log: n.log}, 0, 0
+}
+
+var _ = (gofs.NodeSetattrer)((*fileNode)(nil))
+
+func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+
+// handle is an open file.
+type handle struct {
+	h    engine.Handle
+	name string
+	log  *slog.Logger
+}
+
+var _ = (gofs.FileReader)((*handle)(nil))
+
+func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := h.h.ReadAt(ctx, dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, toErrno(h.log, "read", h.name, err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+var _ = (gofs.FileReleaser)((*handle)(nil))
+
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	if err := h.h.Close(); err != nil {
+		return toErrno(h.log, "release", h.name, err)
+	}
+	return 0
+}
