@@ -228,7 +228,7 @@ func parseCatalogYAML(file, dir string, text []byte) (*Catalog, error) {
 				errf(k, "", "key '%s' must be a string", k.Value)
 				continue
 			}
-			e := parseEntry(k.Value, v, file, dir, errf)
+			e := parseEntry(k, v, file, dir, errf)
 			if e != nil {
 				cat.addEntry(e)
 			}
@@ -253,12 +253,13 @@ func (c *Catalog) sortEntries() {
 
 type errFunc func(n *yaml.Node, entry, format string, a ...any)
 
-func parseEntry(name string, v *yaml.Node, file, dir string, errf errFunc) *Entry {
+func parseEntry(key, v *yaml.Node, file, dir string, errf errFunc) *Entry {
+	name := key.Value
 	if v.Kind != yaml.MappingNode {
 		errf(v, name, "value must be a dictionary, not %s", kindName(v))
 		return nil
 	}
-	e := &Entry{Name: name, File: file, Line: v.Line, CatalogDir: dir, DirectAccess: "forbid",
+	e := &Entry{Name: name, File: file, Line: key.Line, CatalogDir: dir, DirectAccess: "forbid",
 		Args: map[string]any{}, Metadata: map[string]any{}}
 	if v2 := mapGet(v, "remote"); v2 != nil && nodeValue(v2) == true {
 		errf(v2, name, "remote (server) entries are not supported")
@@ -342,7 +343,7 @@ func parseEntry(name string, v *yaml.Node, file, dir string, errf errFunc) *Entr
 		}
 	}
 	if e.DriverRaw == nil {
-		errf(v, name, "missing required key 'driver'")
+		errf(key, name, "missing required key 'driver'")
 		return nil
 	}
 	if !ok {

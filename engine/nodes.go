@@ -130,10 +130,18 @@ func (f *FS) lookupSource(ctx context.Context, v *View, e *Entry, name string, k
 		try := append([]KV(nil), kvs...)
 		try[len(try)-1].Value = last[:i]
 		ext := last[i+1:]
-		if user, err := f.userValues(v, e, try); err == nil {
-			if r, err := f.Env.Render(v, e, user); err == nil && dataExt(r) == ext {
-				return f.dataNode(ctx, v, e, name, r, nil), nil
-			}
+		user, err := f.userValues(v, e, try)
+		var r *Rendered
+		if err == nil {
+			r, err = f.Env.Render(v, e, user)
+		}
+		if err == nil && dataExt(r) == ext {
+			return f.dataNode(ctx, v, e, name, r, nil), nil
+		}
+		// A bad value with the source's usual extension is reported as
+		// such, not as a bad value that happens to end in ".csv".
+		if err != nil && isParamErr(err) && ext == f.defaultExt(v, e) {
+			return nil, err
 		}
 	}
 	user, err := f.userValues(v, e, kvs)
@@ -145,6 +153,22 @@ func (f *FS) lookupSource(ctx context.Context, v *View, e *Entry, name string, k
 		return nil, err
 	}
 	return &sourceDir{fs: f, name: name, r: r}, nil
+}
+
+// defaultExt is the extension a source has at its default values.
+func (f *FS) defaultExt(v *View, e *Entry) string {
+	if r, err := f.Env.Render(v, e, nil); err == nil {
+		return dataExt(r)
+	}
+	if x, ok := driverExt[e.Driver]; ok {
+		return x
+	}
+	return "data"
+}
+
+func isParamErr(err error) bool {
+	var pe *ParamError
+	return errors.As(err, &pe)
 }
 
 // userValues converts path values to typed values, refusing unknown and

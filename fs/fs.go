@@ -45,7 +45,7 @@ func Mount(dir string, tree *engine.FS, cfg Config) (*fuse.Server, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	et, at, nt := cfg.EntryTimeout, cfg.AttrTimeout, cfg.NegativeTimeout
-	root := &dirNode{d: tree.Root(), log: cfg.Log}
+	root := &dirNode{d: tree.Root(), log: cfg.Log, mtime: tree.Started}
 	opts := &gofs.Options{
 		EntryTimeout:    &et,
 		AttrTimeout:     &at,
@@ -71,6 +71,9 @@ type dirNode struct {
 	gofs.Inode
 	d   engine.Dir
 	log *slog.Logger
+	// mtime is the mount's start: catalog directories have no time of
+	// their own.
+	mtime time.Time
 }
 
 var _ = (gofs.NodeLookuper)((*dirNode)(nil))
@@ -81,8 +84,8 @@ func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, toErrno(n.log, "lookup", name, err)
 	}
 	if d, ok := child.(engine.Dir); ok {
-		fillDir(&out.Attr, d)
-		return n.NewInode(ctx, &dirNode{d: d, log: n.log}, gofs.StableAttr{Mode: fuse.S_IFDIR, Ino: d.Ino()}), 0
+		n.fillDir(&out.Attr, d)
+		return n.NewInode(ctx, &dirNode{d: d, log: n.log, mtime: n.mtime}, gofs.StableAttr{Mode: fuse.S_IFDIR, Ino: d.Ino()}), 0
 	}
 	f := child.(engine.File)
 	if errno := fillFile(ctx, n.log, &out.Attr, f); errno != 0 {
@@ -112,7 +115,7 @@ func (n *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 var _ = (gofs.NodeGetattrer)((*dirNode)(nil))
 
 func (n *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	fillDir(&out.Attr, n.d)
+	n.fillDir(&out.Attr, n.d)
 	return 0
 }
 
@@ -120,10 +123,12 @@ var _ = (gofs.NodeOpendirer)((*dirNode)(nil))
 
 func (n *dirNode) Opendir(ctx context.Context) syscall.Errno { return 0 }
 
-func fillDir(a *fuse.Attr, d engine.Dir) {
+func (n *dirNode) fillDir(a *fuse.Attr, d engine.Dir) {
 	a.Mode = fuse.S_IFDIR | 0o555
 	a.Ino = d.Ino()
 	a.Nlink = 2
+	t := n.mtime
+	a.SetTimes(&t, &t, &t)
 }
 
 func fillFile(ctx context.Context, log *slog.Logger, a *fuse.Attr, f engine.File) syscall.Errno {
