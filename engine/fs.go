@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -38,6 +39,16 @@ type File interface {
 	Node
 	Stat(ctx context.Context) (FileStat, error)
 	Open(ctx context.Context) (Handle, error)
+}
+
+// KeepCacher is a File whose content never changes under the same inode
+// number, so the kernel may keep its page cache across opens.
+type KeepCacher interface{ KeepCache() bool }
+
+// LocalFiler is a Handle that is exactly one local file, which the FUSE
+// layer can hand to the kernel for passthrough reads.
+type LocalFiler interface {
+	LocalFile(ctx context.Context) *os.File
 }
 
 // FileStat is what a file's attributes need.
@@ -76,6 +87,14 @@ type FS struct {
 	listings map[string]*listing
 	// plans caches data plans by rendered key.
 	plans map[string]*planEntry
+	// views caches nested catalog views by identity.
+	views map[string]*viewEntry
+}
+
+type viewEntry struct {
+	view   *View
+	parent *Catalog
+	at     time.Time
 }
 
 type planEntry struct {
@@ -114,7 +133,7 @@ func New(root string, o Options) (*FS, error) {
 	env.AllowShell = o.AllowShell
 	f := &FS{RootPath: root, RootParams: o.RootParams, Loader: NewLoader(o.Cwd), Env: env, Stores: o.Stores,
 		Opener: o.Opener, Cwd: o.Cwd, Log: o.Log, MaxVariants: 64, TTL: time.Second, Started: time.Now(),
-		listings: map[string]*listing{}, plans: map[string]*planEntry{}}
+		listings: map[string]*listing{}, plans: map[string]*planEntry{}, views: map[string]*viewEntry{}}
 	v := f.rootView()
 	if v.Err != nil {
 		return nil, v.Err
@@ -166,6 +185,25 @@ func findParam(ps []*Param, name string) *Param {
 // set in its path segment.
 func (f *FS) childView(ctx context.Context, parent *View, e *Entry, kvs []KV) (*View, error) {
 	ident := parent.Ident + "/" + e.Name + canonKVs(kvs)
+	f.mu.Lock()
+	ve := f.views[ident]
+	f.mu.Unlock()
+	if ve != nil && ve.parent == parent.Cat && time.Since(ve.at) < f.TTL {
+		return ve.view, nil
+	}
+	v, err := f.makeChildView(ctx, parent, e, kvs, ident)
+	if err == nil {
+		f.mu.Lock()
+		if len(f.views) > 10000 {
+			f.views = map[string]*viewEntry{}
+		}
+		f.views[ident] = &viewEntry{view: v, parent: parent.Cat, at: time.Now()}
+		f.mu.Unlock()
+	}
+	return v, err
+}
+
+func (f *FS) makeChildView(ctx context.Context, parent *View, e *Entry, kvs []KV, ident string) (*View, error) {
 	own := f.entryParams(parent, e)
 	entryVals := map[string]any{}
 	catVals := map[string]string{}

@@ -8,12 +8,9 @@ import (
 	"io"
 	"math"
 	"net/url"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // metaDir is a catalog's .catalog directory.
@@ -100,8 +97,8 @@ func (d *sourceDir) ReadDir(ctx context.Context) ([]Node, error) {
 	fail := func() ([]byte, error) { return nil, d.err }
 	desc, md := fail, fail
 	if d.r != nil {
-		desc = func() ([]byte, error) { return DescribeSource(d.r) }
-		md = func() ([]byte, error) { return toJSON(redact(d.r.Metadata)) }
+		desc = func() ([]byte, error) { b, _, err := d.r.files(); return b, err }
+		md = func() ([]byte, error) { _, b, err := d.r.files(); return b, err }
 	}
 	return []Node{
 		&bytesFile{name: "describe.yaml", ident: "desc:" + id, mtime: d.fs.Started, gen: desc},
@@ -202,7 +199,20 @@ func yamlSafe(v any) any {
 	return v
 }
 
-var secretKey = regexp.MustCompile(`(?i)(secret|token|passw|key$|^key|credential|auth|session)`)
+// isSecretKey: option names that hold credentials in fsspec/s3fs/gcsfs
+// storage_options and HTTP headers.
+func isSecretKey(k string) bool {
+	l := strings.ToLower(k)
+	if strings.HasPrefix(l, "key") || strings.HasSuffix(l, "key") {
+		return true
+	}
+	for _, w := range []string{"secret", "token", "passw", "credential", "auth", "session"} {
+		if strings.Contains(l, w) {
+			return true
+		}
+	}
+	return false
+}
 
 // redact hides secrets: values under storage_options (or any mapping)
 // whose key names a secret, and passwords in URLs.
@@ -211,7 +221,7 @@ func redact(v any) any {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			if secretKey.MatchString(k) && isScalar(e) && e != nil && k != "anon" {
+			if isSecretKey(k) && isScalar(e) && e != nil && k != "anon" {
 				out[k] = "<redacted>"
 				continue
 			}
@@ -254,14 +264,7 @@ func redactURL(s string) string {
 }
 
 func toYAML(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(yamlSafe(v)); err != nil {
-		return nil, err
-	}
-	enc.Close()
-	return b.Bytes(), nil
+	return encodeYAML(yamlSafe(v)), nil
 }
 
 func toJSON(v any) ([]byte, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -291,6 +292,17 @@ func (f *FS) variants(v *View, e *Entry, def *Rendered) []Node {
 func (f *FS) dataNode(ctx context.Context, v *View, e *Entry, name string, r *Rendered, _ error) Node {
 	p, err := f.plan(ctx, r)
 	ident := "data:" + r.Key()
+	if err == nil {
+		// the objects' identities are part of the inode's, so a changed
+		// object is a new inode and the kernel's cached pages of the old
+		// one are never served for it (see KeepCache)
+		for _, o := range p.Parts {
+			ident += "\x00" + o.URL + "\x00" + o.Identity()
+		}
+		if p.Kind == PlanTree {
+			ident += "\x00" + p.Root
+		}
+	}
 	if err == nil && p.Kind == PlanParts {
 		return &partsDir{fs: f, name: name, ident: ident, plan: p}
 	}
@@ -328,6 +340,10 @@ func (d *dataFile) Stat(ctx context.Context) (FileStat, error) {
 	}
 	return FileStat{Size: p.Size, ModTime: latest(p.Parts, d.fs.Started)}, nil
 }
+
+// KeepCache: the kernel may keep this file's pages across opens, because
+// its inode number changes with the identity of the objects behind it.
+func (d *dataFile) KeepCache() bool { return d.err == nil }
 
 func (d *dataFile) Open(ctx context.Context) (Handle, error) {
 	if d.err != nil {
@@ -421,6 +437,21 @@ func (h *segHandle) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// LocalFile is the open local file behind a handle whose content is
+// exactly one local file, for FUSE passthrough; nil otherwise.
+func (h *segHandle) LocalFile(ctx context.Context) *os.File {
+	segs := h.plan.Segments
+	if len(segs) != 1 || segs[0].Obj == nil || segs[0].Off != 0 || segs[0].Len != segs[0].Obj.Size {
+		return nil
+	}
+	r, err := h.reader(ctx, 0)
+	if err != nil {
+		return nil
+	}
+	f, _ := r.(*os.File)
+	return f
 }
 
 func (h *segHandle) Close() error {
@@ -559,6 +590,9 @@ func (o *objFile) Ino() uint64  { return inoOf("obj:" + o.obj.URL + "\x00" + o.o
 func (o *objFile) Stat(ctx context.Context) (FileStat, error) {
 	return FileStat{Size: o.obj.Size, ModTime: o.obj.ModTime}, nil
 }
+// KeepCache: as for dataFile, the inode carries the object's identity.
+func (o *objFile) KeepCache() bool { return true }
+
 func (o *objFile) Open(ctx context.Context) (Handle, error) {
 	obj := o.obj
 	p := &Plan{Kind: PlanFile, Store: o.store, Parts: []remote.ObjectInfo{obj}, Size: obj.Size}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // View is a catalog with its catalog-level parameters bound: the root
@@ -48,11 +49,31 @@ type Rendered struct {
 	Metadata map[string]any
 	// Values are the parameter values used, by name.
 	Values map[string]any
+
+	// The generated files are made once: listings stat them often.
+	once     sync.Once
+	describe []byte
+	mdJSON   []byte
+	genErr   error
+	key      string
+}
+
+// files returns describe.yaml and metadata.json for the source.
+func (r *Rendered) files() ([]byte, []byte, error) {
+	r.once.Do(func() {
+		r.describe, r.genErr = DescribeSource(r)
+		if r.genErr == nil {
+			r.mdJSON, r.genErr = toJSON(redact(r.Metadata))
+		}
+	})
+	return r.describe, r.mdJSON, r.genErr
 }
 
 // Key is the canonical identity of (entry, values): the same source with
 // the same values in any order gives the same key.
-func (r *Rendered) Key() string {
+func (r *Rendered) Key() string { return r.key }
+
+func (r *Rendered) makeKey() string {
 	names := make([]string, 0, len(r.Values))
 	for k := range r.Values {
 		names = append(names, k)
@@ -153,7 +174,9 @@ func (env *Env) Render(v *View, e *Entry, user map[string]any) (*Rendered, error
 	if rmd == nil {
 		rmd = md
 	}
-	return &Rendered{Entry: e, View: v, Params: params, Args: out, Metadata: rmd, Values: values}, nil
+	r := &Rendered{Entry: e, View: v, Params: params, Args: out, Metadata: rmd, Values: values}
+	r.key = r.makeKey()
+	return r, nil
 }
 
 // defaultValue is the value a parameter takes when the user gave none:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -43,6 +44,14 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			if err != nil {
 				return fmt.Errorf("mount %s: %w", mnt, err)
 			}
+			if p := os.Getenv("INTAKEFS_CPUPROFILE"); p != "" {
+				// for the benchmark scripts: profile the daemon while it serves
+				stop, err := startCPUProfile(p)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			fmt.Fprintf(os.Stderr, "mounted %s at %s\n", catalog, mnt)
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -77,4 +86,16 @@ func unwrapPathErr(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+func startCPUProfile(p string) (func(), error) {
+	f, err := os.Create(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
