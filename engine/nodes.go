@@ -590,6 +590,7 @@ func (o *objFile) Ino() uint64  { return inoOf("obj:" + o.obj.URL + "\x00" + o.o
 func (o *objFile) Stat(ctx context.Context) (FileStat, error) {
 	return FileStat{Size: o.obj.Size, ModTime: o.obj.ModTime}, nil
 }
+
 // KeepCache: as for dataFile, the inode carries the object's identity.
 func (o *objFile) KeepCache() bool { return true }
 
