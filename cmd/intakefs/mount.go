@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
@@ -55,18 +56,35 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			fmt.Fprintf(os.Stderr, "mounted %s at %s\n", catalog, mnt)
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+			forced := make(chan struct{})
 			go func() {
+				busy := false
 				for range sigs {
+					if busy {
+						// Second signal while busy: detach the mount
+						// (lazy unmount) and go; readers still holding
+						// files get ENOTCONN, which they asked for.
+						log.Warn("detaching busy mount and exiting", "mountpoint", mnt)
+						lazyUnmount(mnt)
+						close(forced)
+						return
+					}
 					// A busy mount refuses to unmount: say so and keep
 					// serving, so readers are never cut off mid-read.
 					if err := srv.Unmount(); err != nil {
-						log.Warn("unmount failed; still serving (close the files using it, or signal again)", "mountpoint", mnt, "err", err)
+						busy = true
+						log.Warn("unmount failed; still serving (close the files using it, or signal again to detach)", "mountpoint", mnt, "err", oneLine(err))
 						continue
 					}
 					return
 				}
 			}()
-			srv.Wait()
+			done := make(chan struct{})
+			go func() { srv.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-forced:
+			}
 			time.Sleep(10 * time.Millisecond)
 			return nil
 		},
@@ -98,4 +116,17 @@ func startCPUProfile(p string) (func(), error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// lazyUnmount detaches mnt: the mount(2) way as root, fusermount3 -z
+// otherwise.
+func lazyUnmount(mnt string) {
+	if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err == nil {
+		return
+	}
+	for _, prog := range []string{"fusermount3", "fusermount"} {
+		if err := exec.Command(prog, "-u", "-z", mnt).Run(); err == nil {
+			return
+		}
+	}
 }
