@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/intakefs/intakefs/cache"
 	"github.com/intakefs/intakefs/remote"
 )
@@ -82,7 +84,10 @@ type FS struct {
 	TTL     time.Duration
 	Started time.Time
 
-	mu sync.Mutex // guards listings and plans; never held during I/O
+	// flight collapses concurrent builds of the same listing or plan.
+	flight singleflight.Group
+
+	mu sync.Mutex // guards listings, plans and views; never held during I/O
 	// listings caches directory indexes by view identity.
 	listings map[string]*listing
 	// plans caches data plans by rendered key.
@@ -328,14 +333,19 @@ func (f *FS) plan(ctx context.Context, r *Rendered) (*Plan, error) {
 	if pe != nil && time.Since(pe.at) < f.TTL {
 		return pe.plan, pe.err
 	}
-	p, err := f.planFor(ctx, r)
-	f.mu.Lock()
-	if len(f.plans) > 100000 {
-		f.plans = map[string]*planEntry{}
-	}
-	f.plans[key] = &planEntry{plan: p, err: err, at: time.Now()}
-	f.mu.Unlock()
-	return p, err
+	res, _, _ := f.flight.Do("plan\x00"+key, func() (any, error) {
+		p, err := f.planFor(ctx, r)
+		pe := &planEntry{plan: p, err: err, at: time.Now()}
+		f.mu.Lock()
+		if len(f.plans) > 100000 {
+			f.plans = map[string]*planEntry{}
+		}
+		f.plans[key] = pe
+		f.mu.Unlock()
+		return pe, nil
+	})
+	pe = res.(*planEntry)
+	return pe.plan, pe.err
 }
 
 // Walk resolves a slash-separated path below the root.

@@ -67,14 +67,18 @@ func (d *catalogDir) listing(ctx context.Context) (*View, *listing, error) {
 	if l != nil && l.cat == v.Cat && time.Since(l.at) < f.TTL {
 		return v, l, nil
 	}
-	l = f.buildListing(ctx, v)
-	f.mu.Lock()
-	if len(f.listings) > 10000 {
-		f.listings = map[string]*listing{}
-	}
-	f.listings[v.Ident] = l
-	f.mu.Unlock()
-	return v, l, nil
+	// Concurrent first lookups in one directory build its listing once.
+	built, _, _ := f.flight.Do("listing\x00"+v.Ident, func() (any, error) {
+		l := f.buildListing(ctx, v)
+		f.mu.Lock()
+		if len(f.listings) > 10000 {
+			f.listings = map[string]*listing{}
+		}
+		f.listings[v.Ident] = l
+		f.mu.Unlock()
+		return l, nil
+	})
+	return v, built.(*listing), nil
 }
 
 func (d *catalogDir) ReadDir(ctx context.Context) ([]Node, error) {

@@ -64,6 +64,9 @@ func (e *Env) shell(cmdline string) (string, error) {
 // the same few templates across thousands of sources.
 var templateCache sync.Map // string -> *pongo2.Template
 
+// compileMu serialises pongo2.FromString.
+var compileMu sync.Mutex
+
 var bareCall = regexp.MustCompile(`\b(env|client_env|shell|client_shell)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)`)
 
 // Render expands one string as Intake's jinja2 rendering does: undefined
@@ -85,7 +88,11 @@ func (e *Env) RenderString(s string, ctx map[string]any) (string, error) {
 	if t, ok := templateCache.Load(src); ok {
 		tpl = t.(*pongo2.Template)
 	} else {
+		// pongo2's default template set is not safe for concurrent
+		// compiles; executing compiled templates is.
+		compileMu.Lock()
 		t, err := pongo2.FromString(src)
+		compileMu.Unlock()
 		if err != nil {
 			return "", fmt.Errorf("template %q: %v", s, cleanPongoErr(err))
 		}

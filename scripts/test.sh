@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The project's test command: prepare the machine (scripts/setup.sh), then
+# vet and run every Go test, the FUSE integration tests in ./itest included.
+#
+#   bash scripts/test.sh               # everything
+#   bash scripts/test.sh -run TestX    # extra flags go to go test
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# A bare environment (cron, CI) may lack HOME, which npm and go need, or
+# the Go toolchain's directory on PATH.
+if [ -z "${HOME:-}" ]; then
+	HOME="$(getent passwd "$(id -u)" | cut -d: -f6)"
+	export HOME="${HOME:-/root}"
+fi
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
+
+bash scripts/setup.sh
+
+echo "test: go vet ./..." >&2
+go vet ./...
+
+echo "test: go test -race -count=1 -timeout 30m ./... $*" >&2
+go test -race -count=1 -timeout 30m ./... "$@"
