@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -28,6 +29,10 @@ type Catalog struct {
 	Files []string
 	// Dir is CATALOG_DIR for a single file.
 	Dir string
+	// Gen is unique to each load: generated files' inode numbers carry
+	// it, so an edited catalog never shows the old text under an inode the
+	// kernel still holds.
+	Gen uint64
 
 	byName map[string]*Entry
 }
@@ -49,7 +54,11 @@ type Entry struct {
 	Line       int
 	// Err is a problem that makes the entry unusable but still listed.
 	Err error
+	// Gen is the Gen of the file load the entry came from.
+	Gen uint64
 }
+
+var loadGen atomic.Uint64
 
 // IsCatalog reports whether the entry is a nested catalog.
 func (e *Entry) IsCatalog() bool {
@@ -150,7 +159,7 @@ func parseCatalogYAML(file, dir string, text []byte) (*Catalog, error) {
 	if err := yaml.Unmarshal(text, &doc); err != nil {
 		return nil, &CatalogFileError{file, fmt.Errorf("%s: %v", file, cleanYAMLErr(err))}
 	}
-	cat := &Catalog{Path: file, Files: []string{file}, Dir: dir, Metadata: map[string]any{}, byName: map[string]*Entry{}}
+	cat := &Catalog{Path: file, Files: []string{file}, Dir: dir, Metadata: map[string]any{}, byName: map[string]*Entry{}, Gen: loadGen.Add(1)}
 	if len(doc.Content) == 0 {
 		return nil, &CatalogFileError{file, fmt.Errorf("%s: no YAML data in file", file)}
 	}
@@ -230,6 +239,7 @@ func parseCatalogYAML(file, dir string, text []byte) (*Catalog, error) {
 			}
 			e := parseEntry(k, v, file, dir, errf)
 			if e != nil {
+				e.Gen = cat.Gen
 				cat.addEntry(e)
 			}
 		}

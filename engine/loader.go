@@ -21,6 +21,14 @@ type Loader struct {
 	mu sync.Mutex // guards files; never held while reading a file
 	// files caches parsed single files by absolute path.
 	files map[string]*loadedFile
+	// merged caches flattened catalogs by name and file list; one is
+	// reused while every file in it is the same load.
+	merged map[string]*mergedCat
+}
+
+type mergedCat struct {
+	parts []*Catalog
+	cat   *Catalog
 }
 
 type loadedFile struct {
@@ -33,7 +41,7 @@ type loadedFile struct {
 
 // NewLoader makes a loader resolving relative paths against cwd.
 func NewLoader(cwd string) *Loader {
-	return &Loader{Cwd: cwd, RecheckInterval: time.Second, files: map[string]*loadedFile{}}
+	return &Loader{Cwd: cwd, RecheckInterval: time.Second, files: map[string]*loadedFile{}, merged: map[string]*mergedCat{}}
 }
 
 func (l *Loader) abs(p string) string {
@@ -88,10 +96,22 @@ func (l *Loader) OpenList(paths []string) (*Catalog, error) {
 
 func (l *Loader) openMany(name string, files []string, desc string) (*Catalog, error) {
 	sort.Strings(files)
-	merged := &Catalog{Name: name, Description: desc, Path: name, Metadata: map[string]any{}, byName: map[string]*Entry{}}
+	parts := make([]*Catalog, len(files))
+	errs := make([]error, len(files))
+	for i, f := range files {
+		parts[i], errs[i] = l.openFile(f)
+	}
+	key := name + "\x00" + strings.Join(files, "\x00")
+	l.mu.Lock()
+	if m := l.merged[key]; m != nil && samePointers(m.parts, parts) {
+		l.mu.Unlock()
+		return m.cat, nil
+	}
+	l.mu.Unlock()
+	merged := &Catalog{Name: name, Description: desc, Path: name, Metadata: map[string]any{}, byName: map[string]*Entry{}, Gen: loadGen.Add(1)}
 	params := map[string]int{}
-	for _, f := range files {
-		c, err := l.openFile(f)
+	for i, f := range files {
+		c, err := parts[i], errs[i]
 		if err != nil {
 			merged.Errors = append(merged.Errors, &LoadError{File: f, Msg: err.Error()})
 			continue
@@ -115,7 +135,25 @@ func (l *Loader) openMany(name string, files []string, desc string) (*Catalog, e
 		}
 	}
 	merged.sortEntries()
+	l.mu.Lock()
+	if len(l.merged) > 1000 {
+		l.merged = map[string]*mergedCat{}
+	}
+	l.merged[key] = &mergedCat{parts: parts, cat: merged}
+	l.mu.Unlock()
 	return merged, nil
+}
+
+func samePointers(a, b []*Catalog) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (l *Loader) openFile(p string) (*Catalog, error) {

@@ -27,7 +27,7 @@ func (d *metaDir) IsDir() bool  { return true }
 func (d *metaDir) Ino() uint64  { return inoOf("meta:" + d.view.Ident) }
 
 func (d *metaDir) ReadDir(ctx context.Context) ([]Node, error) {
-	id := d.view.Ident
+	id := fmt.Sprintf("%s\x00gen%d", d.view.Ident, d.view.Cat.Gen)
 	return []Node{
 		&bytesFile{name: "describe.yaml", ident: "catdesc:" + id, mtime: d.fs.Started, gen: d.describe},
 		&bytesFile{name: "metadata.json", ident: "catmeta:" + id, mtime: d.fs.Started, gen: func() ([]byte, error) { return toJSON(d.view.Cat.Metadata) }},
@@ -86,9 +86,9 @@ func (d *sourceDir) Name() string { return d.name }
 func (d *sourceDir) IsDir() bool  { return true }
 func (d *sourceDir) ident() string {
 	if d.r != nil {
-		return d.r.Key()
+		return fmt.Sprintf("%s\x00gen%d", d.r.Key(), d.r.Entry.Gen)
 	}
-	return d.view.Ident + "/" + d.entry.Name + "\x00invalid"
+	return fmt.Sprintf("%s/%s\x00invalid\x00gen%d", d.view.Ident, d.entry.Name, d.entry.Gen)
 }
 func (d *sourceDir) Ino() uint64 { return inoOf("src:" + d.ident()) }
 

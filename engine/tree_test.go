@@ -366,3 +366,33 @@ func TestReload(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// An edited catalog gives its generated files new inode numbers, so the
+// kernel never shows the old text under an inode it still holds.
+func TestReloadNewInodes(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"cat.yaml": "sources: {a: {description: old, driver: csv, args: {urlpath: x.csv}}}\n",
+	})
+	f := newFS(t, dir, "cat.yaml")
+	f.Loader.RecheckInterval = 0
+	f.TTL = 0
+	ctx := context.Background()
+	before, err := f.Walk(ctx, "a/describe.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := mustRead(t, f, "a/describe.yaml"); !strings.Contains(s, "description: old") {
+		t.Fatal(s)
+	}
+	writeFile(t, dir+"/cat.yaml", "sources: {a: {description: new text, driver: csv, args: {urlpath: x.csv}}}\n")
+	after, err := f.Walk(ctx, "a/describe.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := mustRead(t, f, "a/describe.yaml"); !strings.Contains(s, "description: new text") {
+		t.Fatal(s)
+	}
+	if before.Ino() == after.Ino() {
+		t.Fatal("describe.yaml kept its inode number across an edit")
+	}
+}

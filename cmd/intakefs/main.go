@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,6 +15,12 @@ import (
 )
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// A mount holds many small long-lived objects and makes much
+		// short-lived garbage while listing; collecting at 50% growth
+		// instead of 100% keeps a 10,000-source tree well under 200 MiB.
+		debug.SetGCPercent(50)
+	}
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "intakefs: "+oneLine(err))

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -44,6 +46,10 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			srv, err := ifs.Mount(mnt, tree, cfg)
 			if err != nil {
 				return fmt.Errorf("mount %s: %w", mnt, err)
+			}
+			if addr := os.Getenv("INTAKEFS_PPROF"); addr != "" {
+				// for developers: net/http/pprof on a loopback address
+				go func() { log.Warn("pprof server", "err", http.ListenAndServe(addr, nil)) }()
 			}
 			if p := os.Getenv("INTAKEFS_CPUPROFILE"); p != "" {
 				// for the benchmark scripts: profile the daemon while it serves
