@@ -135,6 +135,18 @@ type Plan struct {
 	Root string
 }
 
+// identity names the exact versions of the objects behind the plan.
+func (p *Plan) identity() string {
+	var b strings.Builder
+	for _, o := range p.Parts {
+		b.WriteString("\x00" + o.URL + "\x00" + o.Identity())
+	}
+	if p.Kind == PlanTree {
+		b.WriteString("\x00" + p.Root)
+	}
+	return b.String()
+}
+
 // Segment is a run of a file: bytes of an object, or literal bytes (a
 // newline between parts that lack one).
 type Segment struct {

@@ -296,25 +296,25 @@ func (f *FS) variants(v *View, e *Entry, def *Rendered) []Node {
 func (f *FS) dataNode(ctx context.Context, v *View, e *Entry, name string, r *Rendered, _ error) Node {
 	p, err := f.plan(ctx, r)
 	ident := "data:" + r.Key()
-	if err == nil {
-		// the objects' identities are part of the inode's, so a changed
-		// object is a new inode and the kernel's cached pages of the old
-		// one are never served for it (see KeepCache)
-		for _, o := range p.Parts {
-			ident += "\x00" + o.URL + "\x00" + o.Identity()
-		}
-		if p.Kind == PlanTree {
-			ident += "\x00" + p.Root
-		}
+	if err != nil {
+		return &dataFile{fs: f, name: name, ident: ident, r: r}
 	}
-	if err == nil && p.Kind == PlanParts {
+	// The objects' identities are part of the inode's, so a changed
+	// object is a new inode and the kernel's cached pages of the old one
+	// are never served for it (see KeepCache).
+	ident += p.identity()
+	switch p.Kind {
+	case PlanParts:
 		return &partsDir{fs: f, name: name, ident: ident, plan: p}
-	}
-	if err == nil && p.Kind == PlanTree {
+	case PlanTree:
 		return &treeDir{fs: f, name: name, ident: ident, store: p.Store, url: p.Root}
 	}
-	return &dataFile{fs: f, name: name, ident: ident, r: r}
+	return &dataFile{fs: f, name: name, ident: ident, r: r, plan: p}
 }
+
+// ErrStale is a file whose objects changed since it was looked up: the
+// kernel looks the name up again and gets the new version.
+var ErrStale = errors.New("the data changed since this file was looked up")
 
 // dataFile is a source's data as one file.
 type dataFile struct {
@@ -323,6 +323,8 @@ type dataFile struct {
 	ident string
 	r     *Rendered
 	err   error // the source cannot be rendered
+	// plan is pinned at lookup: one inode is one version of the data.
+	plan *Plan
 }
 
 var _ File = (*dataFile)(nil)
@@ -335,19 +337,15 @@ func (d *dataFile) Ino() uint64  { return inoOf(d.ident) }
 // reached shows size 0 and fails on open with the reason, so that ls and
 // find work over a catalog with broken entries.
 func (d *dataFile) Stat(ctx context.Context) (FileStat, error) {
-	if d.err != nil {
+	if d.err != nil || d.plan == nil {
 		return FileStat{ModTime: d.fs.Started}, nil
 	}
-	p, err := d.fs.plan(ctx, d.r)
-	if err != nil {
-		return FileStat{ModTime: d.fs.Started}, nil
-	}
-	return FileStat{Size: p.Size, ModTime: latest(p.Parts, d.fs.Started)}, nil
+	return FileStat{Size: d.plan.Size, ModTime: latest(d.plan.Parts, d.fs.Started)}, nil
 }
 
 // KeepCache: the kernel may keep this file's pages across opens, because
 // its inode number changes with the identity of the objects behind it.
-func (d *dataFile) KeepCache() bool { return d.err == nil }
+func (d *dataFile) KeepCache() bool { return d.err == nil && d.plan != nil }
 
 func (d *dataFile) Open(ctx context.Context) (Handle, error) {
 	if d.err != nil {
@@ -357,10 +355,10 @@ func (d *dataFile) Open(ctx context.Context) (Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Kind != PlanFile {
-		return nil, fmt.Errorf("%s: the data is now a directory", d.name)
+	if d.plan == nil || p.Kind != PlanFile || p.identity() != d.plan.identity() {
+		return nil, fmt.Errorf("%s: %w", d.name, ErrStale)
 	}
-	return &segHandle{fs: d.fs, plan: p, open: map[int]remote.ReaderAtCloser{}}, nil
+	return &segHandle{fs: d.fs, plan: d.plan, open: map[int]remote.ReaderAtCloser{}}, nil
 }
 
 func latest(objs []remote.ObjectInfo, def time.Time) time.Time {

@@ -396,3 +396,38 @@ func TestReloadNewInodes(t *testing.T) {
 		t.Fatal("describe.yaml kept its inode number across an edit")
 	}
 }
+
+// One inode is one version of the data: a file changed behind a looked-up
+// node is refused (ESTALE, so the kernel looks the name up again), and the
+// new lookup is a new inode with the new bytes.
+func TestChangedDataIsStale(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"cat.yaml": "sources: {a: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/x.csv'}}}\n",
+		"x.csv":    "h\n1\n",
+	})
+	f := newFS(t, dir, "cat.yaml")
+	f.TTL = 0
+	ctx := context.Background()
+	old, err := f.Walk(ctx, "a.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir+"/x.csv", "h\n1\n2\n")
+	if _, err := old.(File).Open(ctx); !errors.Is(err, ErrStale) {
+		t.Fatalf("open of the old version: %v", err)
+	}
+	st, _ := old.(File).Stat(ctx)
+	if st.Size != 4 {
+		t.Fatalf("old inode's size changed to %d", st.Size)
+	}
+	cur, err := f.Walk(ctx, "a.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.Ino() == old.Ino() {
+		t.Fatal("new version has the old inode number")
+	}
+	if got := mustRead(t, f, "a.csv"); got != "h\n1\n2\n" {
+		t.Fatalf("new version: %q", got)
+	}
+}

@@ -27,6 +27,8 @@ func toErrno(log *slog.Logger, op, name string, err error) syscall.Errno {
 	case errors.Is(err, iofs.ErrNotExist):
 		log.Debug("not found", "op", op, "name", name, "reason", err.Error())
 		return syscall.ENOENT
+	case errors.Is(err, engine.ErrStale):
+		return syscall.ESTALE
 	case errors.Is(err, engine.ErrNoData):
 		return syscall.ENOENT
 	case errors.Is(err, iofs.ErrPermission), errors.Is(err, engine.ErrShellDisabled):
