@@ -136,7 +136,9 @@ func New(root string, o Options) (*FS, error) {
 	}
 	env := DefaultEnv()
 	env.AllowShell = o.AllowShell
-	f := &FS{RootPath: root, RootParams: o.RootParams, Loader: NewLoader(o.Cwd), Env: env, Stores: o.Stores,
+	loader := NewLoader(o.Cwd)
+	loader.Log = o.Log
+	f := &FS{RootPath: root, RootParams: o.RootParams, Loader: loader, Env: env, Stores: o.Stores,
 		Opener: o.Opener, Cwd: o.Cwd, Log: o.Log, MaxVariants: 64, TTL: time.Second, Started: time.Now(),
 		listings: map[string]*listing{}, plans: map[string]*planEntry{}, views: map[string]*viewEntry{}}
 	v := f.rootView()

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,8 @@ type Loader struct {
 	// Cwd is where relative catalog paths resolve (SPEC §1).
 	Cwd             string
 	RecheckInterval time.Duration
+	// Log gets each problem once per load of a file.
+	Log *slog.Logger
 
 	mu sync.Mutex // guards files; never held while reading a file
 	// files caches parsed single files by absolute path.
@@ -186,6 +189,15 @@ func (l *Loader) openFile(p string) (*Catalog, error) {
 			nlf.cat, nlf.err = parseCatalogYAML(p, filepath.Dir(p), text)
 			if nlf.cat != nil && nlf.cat.Name == "" {
 				nlf.cat.Name = nameFromPath(p)
+			}
+		}
+	}
+	if l.Log != nil {
+		if nlf.err != nil {
+			l.Log.Warn("catalog not loaded", "file", p, "reason", nlf.err.Error())
+		} else {
+			for _, e := range nlf.cat.Errors {
+				l.Log.Warn("catalog entry not loaded", "file", e.File, "line", e.Line, "source", e.Entry, "reason", e.Msg)
 			}
 		}
 	}

@@ -132,6 +132,14 @@ func TestBadCatalogStillMounts(t *testing.T) {
 			t.Errorf("errors.txt says nothing of badtype's type complexnumber")
 		}
 	})
+
+	t.Run("log", func(t *testing.T) {
+		log := d.Output()
+		want := "line=" + strconv.Itoa(lineOf(t, badCatalog, "notamapping:"))
+		if !strings.Contains(log, "bad.yaml") || !strings.Contains(log, "source=notamapping") || !strings.Contains(log, want) {
+			t.Errorf("the log does not name file, line (%s) and source of notamapping:\n%s", want, log)
+		}
+	})
 }
 
 // TestMountFailures: a mount that cannot be made fails at once, with one
