@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/intakefs/intakefs/engine"
 )
@@ -23,7 +25,39 @@ func (g *globalFlags) logger() (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", g.logLevel)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+	var w io.Writer = &logOut
+	if g.logFile != "" {
+		f, err := os.OpenFile(g.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("--log-file: %w", err)
+		}
+		w = f
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// logOut is standard error until a backgrounded mount detaches from its
+// parent (see helper.go), then nothing: the parent's pipe is gone.
+var logOut switchWriter
+
+type switchWriter struct {
+	mu      sync.Mutex
+	discard bool
+}
+
+func (w *switchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.discard {
+		return len(p), nil
+	}
+	return os.Stderr.Write(p)
+}
+
+func (w *switchWriter) detach() {
+	w.mu.Lock()
+	w.discard = true
+	w.mu.Unlock()
 }
 
 func (g *globalFlags) rootParams() (map[string]string, error) {

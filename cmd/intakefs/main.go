@@ -22,6 +22,15 @@ func main() {
 		debug.SetGCPercent(50)
 	}
 	root := newRootCmd()
+	if args, ok := helperArgs(root, os.Args[1:]); ok {
+		// invoked as a mount helper: mount.fuse3 runs
+		// "intakefs CATALOG MOUNTPOINT -o OPTIONS"
+		if err := runHelper(args); err != nil {
+			fmt.Fprintln(os.Stderr, "intakefs: "+oneLine(err))
+			os.Exit(exitCode(err))
+		}
+		return
+	}
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "intakefs: "+oneLine(err))
 		os.Exit(exitCode(err))
@@ -43,6 +52,7 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " 
 
 type globalFlags struct {
 	logLevel   string
+	logFile    string
 	params     []string
 	allowShell bool
 }
@@ -67,6 +77,7 @@ Examples:
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	pf.StringVar(&g.logFile, "log-file", "", "append the log to this file instead of standard error")
 	pf.StringArrayVar(&g.params, "param", nil, "set a root catalog parameter, k=v (repeatable)")
 	pf.BoolVar(&g.allowShell, engine.ShellFlag[2:], false, "allow shell() and client_shell() in catalog defaults and templates")
 	root.AddCommand(newMountCmd(g), newLsCmd(g), newDescribeCmd(g), newCatCmd(g))

@@ -59,7 +59,11 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 				}
 				defer stop()
 			}
-			fmt.Fprintf(os.Stderr, "mounted %s at %s\n", catalog, mnt)
+			fmt.Fprintf(&logOut, "mounted %s at %s\n", catalog, mnt)
+			if g.logFile != "" {
+				log.Info("mounted", "catalog", catalog, "mountpoint", mnt)
+			}
+			notifyReady()
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 			forced := make(chan struct{})

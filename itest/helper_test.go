@@ -1,0 +1,103 @@
+package itest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMountHelper: intakefs as an fstab / mount -t fuse.intakefs helper.
+// mount.fuse3 runs "intakefs CATALOG MOUNTPOINT -o OPTIONS" and expects it
+// to return once mounted, leaving the daemon in the background.
+func TestMountHelper(t *testing.T) {
+	needBinary(t)
+	needVega(t)
+	helper, err := exec.LookPath("mount.fuse3")
+	if err != nil {
+		unavailable(t, "mount.fuse3 (Debian fuse3) not found: %v", err)
+	}
+	dir := realTempDir(t)
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(dir, "intakefs.log")
+	env := append(os.Environ(), "PATH="+filepath.Dir(binPath)+":"+os.Getenv("PATH"))
+	unmount := func() {
+		for _, c := range [][]string{{"umount", mnt}, {"fusermount3", "-u", mnt}} {
+			if exec.Command(c[0], c[1:]...).Run() == nil {
+				return
+			}
+		}
+	}
+	t.Cleanup(func() {
+		if isMounted(mnt) {
+			unmount()
+			lazyUnmount(mnt)
+		}
+	})
+
+	cmd := exec.Command(helper, demoCatalog, mnt, "-t", "intakefs", "-o", "ro,nodev,param.json_encoding=latin-1,log_file="+logFile)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mount.fuse3: %v\n%s", err, out)
+	}
+	if !isMounted(mnt) {
+		t.Fatalf("mount.fuse3 returned but %s is not mounted", mnt)
+	}
+	desc, err := withTimeout(t, "read", func() ([]byte, error) { return os.ReadFile(filepath.Join(mnt, "cars", "describe.yaml")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(desc), "latin-1") {
+		t.Errorf("param.json_encoding=latin-1 did not reach the catalog:\n%s", desc)
+	}
+	if b, _ := os.ReadFile(logFile); !strings.Contains(string(b), "mounted") {
+		t.Errorf("log_file has no start-up line: %q", b)
+	}
+	unmount()
+	deadline := time.Now().Add(stopTimeout)
+	for daemonServing(mnt) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the background daemon for %s did not exit after umount", mnt)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if isMounted(mnt) {
+		t.Fatalf("%s still mounted", mnt)
+	}
+
+	// A catalog that does not exist: one line of error, non-zero, nothing mounted.
+	cmd = exec.Command(helper, filepath.Join(dir, "missing.yaml"), mnt, "-t", "intakefs", "-o", "ro")
+	cmd.Env = env
+	out, err = cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("mounting a missing catalog succeeded:\n%s", out)
+	}
+	if msg := strings.TrimSpace(string(out)); strings.Count(msg, "\n") > 0 || !strings.Contains(msg, "missing.yaml") {
+		t.Errorf("want one line naming missing.yaml, got:\n%s", msg)
+	}
+	if isMounted(mnt) {
+		t.Errorf("%s mounted after a failed mount", mnt)
+	}
+}
+
+// daemonServing reports whether an intakefs process serves mnt.
+func daemonServing(mnt string) bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 3 && filepath.Base(args[0]) == "intakefs" && args[1] == "mount" && args[3] == mnt {
+			return true
+		}
+	}
+	return false
+}
