@@ -267,7 +267,51 @@ func (f *FS) makeChildView(ctx context.Context, parent *View, e *Entry, kvs []KV
 		}
 		params = withUserDefaults(params, vals)
 	}
-	return &View{Cat: cat, Params: params, Ident: ident}, nil
+	child := &View{Cat: cat, Params: params, Ident: ident, Parent: parent}
+	if err := checkCycle(child, e); err != nil {
+		return &View{Cat: emptyCatalog(e.Name), Ident: ident, Err: err, Parent: parent}, nil
+	}
+	return child, nil
+}
+
+// checkCycle refuses a nested catalog that is one of its own ancestors
+// (same files, same parameter values), which would be an endless tree.
+func checkCycle(v *View, e *Entry) error {
+	depth := 0
+	for a := v.Parent; a != nil; a = a.Parent {
+		depth++
+		if depth >= maxDepth {
+			return fmt.Errorf("%s:%d: nested catalog %q: more than %d levels deep; refusing (a cycle?)", e.File, e.Line, e.Name, maxDepth)
+		}
+		if sameFiles(a.Cat, v.Cat) && sameParamValues(a.Params, v.Params) {
+			return fmt.Errorf("%s:%d: nested catalog %q is %s again, which contains it: a cycle; not shown", e.File, e.Line, e.Name, strings.Join(v.Cat.Files, ", "))
+		}
+	}
+	return nil
+}
+
+func sameFiles(a, b *Catalog) bool {
+	if len(a.Files) == 0 || len(a.Files) != len(b.Files) {
+		return false
+	}
+	for i := range a.Files {
+		if a.Files[i] != b.Files[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameParamValues(a, b []*Param) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || pyRepr(a[i].Default) != pyRepr(b[i].Default) {
+			return false
+		}
+	}
+	return true
 }
 
 // entryParams are the parameters a nested-catalog entry itself takes.

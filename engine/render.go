@@ -20,7 +20,13 @@ type View struct {
 	Ident string
 	// Err is why this catalog could not be loaded (then Cat is empty).
 	Err error
+	// Parent is the catalog this one is nested in (nil for the root).
+	Parent *View
 }
+
+// maxDepth bounds catalog nesting: deeper is almost surely a cycle the
+// file check below cannot see (a template that makes each level new).
+const maxDepth = 64
 
 // paramsFor is what Intake's _get_entry gives a source: the catalog's
 // parameters not redefined by the source, then the source's own.

@@ -431,3 +431,20 @@ func TestChangedDataIsStale(t *testing.T) {
 		t.Fatalf("new version: %q", got)
 	}
 }
+
+func TestNestedCycles(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"a.yaml": "sources:\n  self: {driver: yaml_file_cat, args: {path: '{{ CATALOG_DIR }}/a.yaml'}}\n  b: {driver: yaml_file_cat, args: {path: '{{ CATALOG_DIR }}/b.yaml'}}\n",
+		"b.yaml": "sources:\n  back: {driver: yaml_file_cat, args: {path: '{{ CATALOG_DIR }}/a.yaml'}}\n",
+	})
+	f := newFS(t, dir, "a.yaml")
+	if got := names(t, f, "self"); !reflect.DeepEqual(got, []string{".catalog/"}) {
+		t.Fatalf("self-inclusion shows %v", got)
+	}
+	if e := mustRead(t, f, "self/.catalog/errors.txt"); !strings.Contains(e, "cycle") {
+		t.Fatalf("errors: %q", e)
+	}
+	if got := names(t, f, "b/back"); !reflect.DeepEqual(got, []string{".catalog/"}) {
+		t.Fatalf("a -> b -> a shows %v", got)
+	}
+}
