@@ -2,6 +2,25 @@
 // ranged read, list) over local files, HTTP, S3 and GCS. Retry and caching
 // are wrappers around a Store, never inside one, so every backend stays
 // simple enough to pass the same conformance test.
+//
+// Typical use, from an Intake source's urlpath and storage_options:
+//
+//	t := remote.SplitOptions(urlpath, storageOptions) // fsspec chains, nested per-protocol options
+//	s, err := remote.Open(t.Scheme, t.Options)        // Local, HTTP, S3 or GCS; no retries inside
+//	s = remote.WithRetry(s, remote.DefaultRetryPolicy)
+//	infos, err := remote.Glob(ctx, s, t.URL)
+//
+// URLs: Local takes paths and file:// URLs; HTTP takes http(s):// URLs;
+// S3 takes s3://bucket/key (and s3a://); GCS takes gs://bucket/object (and
+// gcs://). Object stores have no directories: List of "…/dir" lists the
+// prefix "dir/" with delimiter "/", giving sub-prefixes as IsDir entries
+// whose URLs have no trailing "/" (like Local's directories), and Stat of a
+// prefix with objects under it gives IsDir. HTTP cannot list (ErrNotSupported).
+//
+// Errors match ErrNotExist, ErrPermission, ErrUnavailable, ErrNotSupported
+// or ErrChanged through errors.Is; their text names the operation and the
+// URL, and never holds credentials (see Redact). Every request is bounded
+// by Timeouts, so a dead server gives ErrUnavailable, never a hang.
 package remote
 
 import (
@@ -19,11 +38,20 @@ import (
 // ObjectInfo describes one object. Identity is what the cache keys on: two
 // infos with the same URL and Identity are the same bytes.
 type ObjectInfo struct {
-	URL     string
-	Size    int64
+	// URL is the object's URL as the store was asked (Stat) or as it
+	// builds it (List: the listed URL joined with the entry's name;
+	// directories without a trailing "/").
+	URL string
+	// Size is -1 when the backend cannot tell without reading the whole
+	// object (an HTTP server that sends neither Content-Length nor
+	// Content-Range); the other backends always know it.
+	Size int64
+	// ModTime is the last modification (HTTP: Last-Modified), zero when
+	// unknown.
 	ModTime time.Time
 	// ETag or generation where the backend has one; empty for local files,
-	// whose identity is size+mtime.
+	// whose identity is size+mtime. S3: the ETag without its quotes; GCS:
+	// "gen:N" (the object generation); HTTP: the ETag header as sent.
 	ETag  string
 	IsDir bool
 }
@@ -75,9 +103,10 @@ func HasGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
 
 // Glob expands a pattern with '*', '?', '[...]' and '**' segments against a
 // store's listings, in sorted order. A pattern without metacharacters
-// returns the object itself if it exists.
+// returns the object itself if it exists. In an http(s) URL only the path
+// is a pattern: the '?' of a query string (a signed URL's) is no glob.
 func Glob(ctx context.Context, s Store, pattern string) ([]ObjectInfo, error) {
-	if !HasGlob(pattern) {
+	if !HasGlob(globPart(pattern)) {
 		info, err := s.Stat(ctx, pattern)
 		if err != nil {
 			return nil, err
@@ -91,6 +120,17 @@ func Glob(ctx context.Context, s Store, pattern string) ([]ObjectInfo, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].URL < out[j].URL })
 	return dedup(out), nil
+}
+
+// globPart is the part of a pattern that may hold metacharacters.
+func globPart(p string) string {
+	l := strings.ToLower(p)
+	if strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") {
+		if i := strings.IndexByte(p, '?'); i >= 0 {
+			return p[:i]
+		}
+	}
+	return p
 }
 
 // splitGlob splits at the last '/' before the first metacharacter.

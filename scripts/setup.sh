@@ -131,6 +131,17 @@ else
 	(cd "$NODE_DIR" && npm ci --silent --no-audit --no-fund </dev/null)
 fi
 
+# ---------------------------------------------------------------- test servers
+# versitygw is the S3 server the remote/ and itest/ tests start on loopback.
+VERSITYGW_VERSION=v1.8.0
+GOBIN_DIR="$(go env GOPATH)/bin"
+if [ -x "$GOBIN_DIR/versitygw" ] && go version -m "$GOBIN_DIR/versitygw" 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+github.com/versity/versitygw[[:space:]]+$VERSITYGW_VERSION"; then
+	log "versitygw $VERSITYGW_VERSION present"
+else
+	log "go install versitygw@$VERSITYGW_VERSION (a few minutes the first time)"
+	go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+fi
+
 # ---------------------------------------------------------------- build
 if compgen -G "$ROOT/cmd/intakefs/*.go" >/dev/null; then
 	log "building bin/intakefs"

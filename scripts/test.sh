@@ -19,6 +19,12 @@ command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 
 bash scripts/setup.sh
 
+# Tests talk to loopback servers only: keep the AWS and Google SDKs from
+# probing the cloud metadata address for credentials.
+export AWS_EC2_METADATA_DISABLED=true
+export NO_GCE_CHECK=true
+export PATH="$PATH:$(go env GOPATH)/bin"
+
 echo "test: go vet ./..." >&2
 go vet ./...
 

@@ -1,0 +1,238 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+)
+
+// RetryPolicy bounds WithRetry. Zero fields take the defaults of
+// DefaultRetryPolicy.
+type RetryPolicy struct {
+	// MaxAttempts is the number of tries, the first included (default 4;
+	// 1 disables retrying).
+	MaxAttempts int
+	// InitialBackoff is the wait before the first retry (default 100ms);
+	// each further wait doubles, up to MaxBackoff (default 2s). Every wait
+	// is jittered to between half and all of its nominal length.
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	// MaxElapsed bounds one call, all attempts and waits included
+	// (default 30s). For ReadRange it bounds the opening only: a body,
+	// once streaming, lives as long as it keeps delivering.
+	MaxElapsed time.Duration
+	// OnRetry, when set, is called before each retry (attempt is the
+	// attempt that failed, from 1); for logging and tests.
+	OnRetry func(op, url string, attempt int, err error)
+}
+
+// DefaultRetryPolicy is 4 attempts, 100ms→2s backoff, 30s in all.
+var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 4, InitialBackoff: 100 * time.Millisecond,
+	MaxBackoff: 2 * time.Second, MaxElapsed: 30 * time.Second}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = DefaultRetryPolicy.MaxAttempts
+	}
+	if p.InitialBackoff <= 0 {
+		p.InitialBackoff = DefaultRetryPolicy.InitialBackoff
+	}
+	if p.MaxBackoff <= 0 {
+		p.MaxBackoff = DefaultRetryPolicy.MaxBackoff
+	}
+	if p.MaxBackoff < p.InitialBackoff {
+		p.MaxBackoff = p.InitialBackoff
+	}
+	if p.MaxElapsed <= 0 {
+		p.MaxElapsed = DefaultRetryPolicy.MaxElapsed
+	}
+	return p
+}
+
+// backoff is the jittered wait after the given failed attempt (from 1).
+func (p RetryPolicy) backoff(attempt int) time.Duration {
+	d := p.InitialBackoff
+	for i := 1; i < attempt && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	if d > p.MaxBackoff {
+		d = p.MaxBackoff
+	}
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(d-half)+1))
+}
+
+// WithRetry wraps a store so that failures of the ErrUnavailable class
+// (unreachable, timed out, 5xx, throttled) are retried with exponential
+// backoff and jitter, within p.MaxAttempts and p.MaxElapsed. Other
+// failures (ErrNotExist, ErrPermission, ErrNotSupported, a bad request)
+// and the caller's cancellation are returned at once. ReadRange retries
+// only the opening of the read; an error in the middle of a body is
+// returned to the caller, who asks again for the remaining range. The
+// wrapper keeps ReaderAtOpener when s has it.
+func WithRetry(s Store, p RetryPolicy) Store {
+	r := &retryStore{s: s, p: p.withDefaults()}
+	if ra, ok := s.(ReaderAtOpener); ok {
+		return &retryStoreRA{retryStore: r, ra: ra}
+	}
+	return r
+}
+
+type retryStore struct {
+	s Store
+	p RetryPolicy
+}
+
+type retryStoreRA struct {
+	*retryStore
+	ra ReaderAtOpener
+}
+
+func (r *retryStoreRA) OpenReaderAt(ctx context.Context, url string) (ReaderAtCloser, error) {
+	return r.ra.OpenReaderAt(ctx, url)
+}
+
+// Unwrap returns the wrapped store.
+func (r *retryStore) Unwrap() Store { return r.s }
+
+var errRetryDeadline = errors.New("retry deadline exceeded")
+
+// run calls fn until it succeeds, fails for good, or the policy is
+// exhausted. ctx is the deadline-bound context fn must use.
+func (r *retryStore) run(ctx, dctx context.Context, deadline time.Time, op, url string, fn func(ctx context.Context) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = fn(dctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err // the caller gave up
+		}
+		if errors.Is(err, ErrNotExist) || errors.Is(err, ErrPermission) || errors.Is(err, ErrNotSupported) ||
+			errors.Is(err, ErrChanged) {
+			return err
+		}
+		if dctx.Err() != nil {
+			return r.exhausted(op, url, attempt, err, true)
+		}
+		if !IsRetryable(err) {
+			return err
+		}
+		if attempt >= r.p.MaxAttempts {
+			return r.exhausted(op, url, attempt, err, false)
+		}
+		wait := r.p.backoff(attempt)
+		if time.Until(deadline) < wait {
+			return r.exhausted(op, url, attempt, err, true)
+		}
+		if r.p.OnRetry != nil {
+			r.p.OnRetry(op, url, attempt, err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-dctx.Done():
+			t.Stop()
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w (while retrying: %v)", context.Cause(ctx), err)
+			}
+			return r.exhausted(op, url, attempt, err, true)
+		case <-t.C:
+		}
+	}
+}
+
+func (r *retryStore) exhausted(op, url string, attempts int, last error, deadline bool) error {
+	why := fmt.Sprintf("gave up after %d attempts", attempts)
+	if deadline {
+		why = fmt.Sprintf("gave up after %d attempts within %v", attempts, r.p.MaxElapsed)
+	}
+	if errors.Is(last, ErrUnavailable) {
+		return fmt.Errorf("%w; %s", last, why)
+	}
+	// The deadline cut an attempt short: the backend saw a cancelled
+	// context, which is no failure class of its own.
+	return &opError{op: op, url: RedactURL(url), kind: ErrUnavailable, reason: why, err: last}
+}
+
+func (r *retryStore) Stat(ctx context.Context, url string) (ObjectInfo, error) {
+	deadline := time.Now().Add(r.p.MaxElapsed)
+	dctx, cancel := context.WithDeadlineCause(ctx, deadline, errRetryDeadline)
+	defer cancel()
+	var info ObjectInfo
+	err := r.run(ctx, dctx, deadline, "stat", url, func(c context.Context) error {
+		var err error
+		info, err = r.s.Stat(c, url)
+		return err
+	})
+	return info, err
+}
+
+func (r *retryStore) List(ctx context.Context, url string) ([]ObjectInfo, error) {
+	deadline := time.Now().Add(r.p.MaxElapsed)
+	dctx, cancel := context.WithDeadlineCause(ctx, deadline, errRetryDeadline)
+	defer cancel()
+	var out []ObjectInfo
+	err := r.run(ctx, dctx, deadline, "list", url, func(c context.Context) error {
+		var err error
+		out, err = r.s.List(c, url)
+		return err
+	})
+	return out, err
+}
+
+func (r *retryStore) ReadRange(ctx context.Context, url string, off, length int64) (io.ReadCloser, error) {
+	return r.open(ctx, url, func(c context.Context) (io.ReadCloser, error) {
+		return r.s.ReadRange(c, url, off, length)
+	})
+}
+
+// ReadVersion implements VersionReader through the wrapped store's, or as
+// a plain ReadRange when it has none (see the ReadVersion function).
+func (r *retryStore) ReadVersion(ctx context.Context, info ObjectInfo, off, length int64) (io.ReadCloser, error) {
+	return r.open(ctx, info.URL, func(c context.Context) (io.ReadCloser, error) {
+		return ReadVersion(c, r.s, info, off, length)
+	})
+}
+
+func (r *retryStore) open(ctx context.Context, url string, fn func(context.Context) (io.ReadCloser, error)) (io.ReadCloser, error) {
+	// The deadline must not outlive the opening: the body keeps reading
+	// under dctx, so it is a cancel-only context with a timer that is
+	// stopped once the read is open.
+	deadline := time.Now().Add(r.p.MaxElapsed)
+	dctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(r.p.MaxElapsed, func() { cancel(errRetryDeadline) })
+	var rc io.ReadCloser
+	err := r.run(ctx, dctx, deadline, "read", url, func(c context.Context) error {
+		var err error
+		rc, err = fn(c)
+		return err
+	})
+	stopped := timer.Stop()
+	if err != nil {
+		cancel(context.Canceled)
+		return nil, err
+	}
+	if !stopped {
+		// The deadline fired just as the read opened: dctx is cancelled,
+		// and so is the body.
+		rc.Close()
+		cancel(context.Canceled)
+		return nil, r.exhausted("read", url, 1, errRetryDeadline, true)
+	}
+	return &cancelOnClose{ReadCloser: rc, cancel: func() { cancel(context.Canceled) }}, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}

@@ -1,0 +1,63 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+)
+
+// ErrChanged is a read of a version of an object that is no longer
+// current: the object was rewritten since the Stat that gave its info. The
+// caller stats again and starts over; it is never retried as such.
+var ErrChanged = errors.New("object changed since it was examined")
+
+// VersionReader is implemented by stores that can make a ranged read
+// conditional on the object still being the version info describes
+// (S3 and HTTP: If-Match on the ETag; GCS: the generation; Local: size and
+// mtime), so that a cache never mixes bytes of two versions.
+type VersionReader interface {
+	// ReadVersion is ReadRange(ctx, info.URL, off, length), failing with
+	// ErrChanged when the object is no longer the one info describes.
+	ReadVersion(ctx context.Context, info ObjectInfo, off, length int64) (io.ReadCloser, error)
+}
+
+// ReadVersion reads through s's VersionReader when it has one, and is a
+// plain ReadRange otherwise (a check is then up to the caller). Where the
+// backend cannot check (an HTTP server without a strong ETag) it is a
+// plain ReadRange too.
+func ReadVersion(ctx context.Context, s Store, info ObjectInfo, off, length int64) (io.ReadCloser, error) {
+	if vr, ok := s.(VersionReader); ok {
+		return vr.ReadVersion(ctx, info, off, length)
+	}
+	return s.ReadRange(ctx, info.URL, off, length)
+}
+
+var _ VersionReader = Local{}
+
+// ReadVersion implements VersionReader: the open file must still have the
+// size and mtime of info (what Local's identity is).
+func (l Local) ReadVersion(ctx context.Context, info ObjectInfo, off, length int64) (io.ReadCloser, error) {
+	rc, err := l.ReadRange(ctx, info.URL, off, length)
+	if err != nil {
+		return nil, err
+	}
+	var f *os.File
+	switch x := rc.(type) {
+	case *os.File:
+		f = x
+	case struct {
+		io.Reader
+		io.Closer
+	}:
+		f, _ = x.Closer.(*os.File)
+	}
+	if f != nil {
+		fi, err := f.Stat()
+		if err == nil && (fi.Size() != info.Size || !fi.ModTime().Equal(info.ModTime)) {
+			rc.Close()
+			return nil, &opError{op: "read", url: info.URL, kind: ErrChanged, reason: "size or mtime changed"}
+		}
+	}
+	return rc, nil
+}
