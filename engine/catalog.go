@@ -29,6 +29,8 @@ type Catalog struct {
 	Files []string
 	// Dir is CATALOG_DIR for a single file.
 	Dir string
+	// StorageOptions are those the catalog was loaded with (remote).
+	StorageOptions map[string]any
 	// Gen is unique to each load: generated files' inode numbers carry
 	// it, so an edited catalog never shows the old text under an inode the
 	// kernel still holds.
@@ -56,6 +58,10 @@ type Entry struct {
 	Err error
 	// Gen is the Gen of the file load the entry came from.
 	Gen uint64
+	// CatalogOptions are the storage_options of the remote catalog file
+	// the entry came from: Intake passes them to sources whose args use
+	// CATALOG_DIR and name no storage_options of their own.
+	CatalogOptions map[string]any
 }
 
 var loadGen atomic.Uint64

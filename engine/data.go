@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -161,32 +160,6 @@ type Segment struct {
 // ErrNoData is a source with no data location in its arguments.
 var ErrNoData = errors.New("source has no data location (no urlpath/path argument)")
 
-// Stores maps URL schemes to storage backends.
-type Stores map[string]remote.Store
-
-func (ss Stores) resolve(cwd, u string) (remote.Store, string, error) {
-	u = stripChain(u)
-	if i := strings.Index(u, "://"); i > 0 {
-		scheme := u[:i]
-		if scheme == "file" {
-			u = u[i+3:]
-		} else {
-			s, ok := ss[scheme]
-			if !ok {
-				return nil, "", fmt.Errorf("%s: no storage backend for %s:// URLs", u, scheme)
-			}
-			return s, u, nil
-		}
-	}
-	if strings.Contains(u, "::") {
-		return nil, "", fmt.Errorf("%s: URL chains other than simplecache::/filecache::/blockcache:: are not supported", u)
-	}
-	if !filepath.IsAbs(u) {
-		u = filepath.Join(cwd, u)
-	}
-	return ss["file"], path.Clean(u), nil
-}
-
 // planFor works out a rendered source's data: globs are expanded, a list
 // kept in sorted order, CSV headers checked.
 func (f *FS) planFor(ctx context.Context, r *Rendered) (*Plan, error) {
@@ -198,7 +171,8 @@ func (f *FS) planFor(ctx context.Context, r *Rendered) (*Plan, error) {
 	var objs []remote.ObjectInfo
 	multi := isList
 	for _, u := range urls {
-		s, ru, err := f.Stores.resolve(f.Cwd, u)
+		opts, _ := r.Args["storage_options"].(map[string]any)
+		s, ru, err := f.Resolver.Resolve(ctx, u, opts)
 		if err != nil {
 			return nil, err
 		}

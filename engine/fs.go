@@ -70,14 +70,15 @@ var ErrNotFound = remote.ErrNotExist
 
 // FS is the catalog tree for one root catalog.
 type FS struct {
-	RootPath   string
-	RootParams map[string]string
-	Loader     *Loader
-	Env        *Env
-	Stores     Stores
-	Opener     cache.Opener
-	Cwd        string
-	Log        *slog.Logger
+	RootPath    string
+	RootParams  map[string]string
+	RootOptions map[string]any
+	Loader      *Loader
+	Env         *Env
+	Resolver    *Resolver
+	Opener      cache.Opener
+	Cwd         string
+	Log         *slog.Logger
 	// MaxVariants bounds the parameter variants listed per source.
 	MaxVariants int
 	// TTL is how long a listing or a data plan is reused.
@@ -115,7 +116,12 @@ type Options struct {
 	AllowShell bool
 	Log        *slog.Logger
 	Opener     cache.Opener
-	Stores     Stores
+	// Remote bounds and retries requests to remote stores.
+	Remote remote.Config
+	Retry  remote.RetryPolicy
+	// RootOptions are storage_options for a remote root catalog; its
+	// sources that use CATALOG_DIR inherit them, as in Intake.
+	RootOptions map[string]any
 }
 
 // New makes the tree for the catalog at root and loads it once, so that a
@@ -128,17 +134,13 @@ func New(root string, o Options) (*FS, error) {
 	if o.Opener == nil {
 		o.Opener = cache.Direct{}
 	}
-	if o.Stores == nil {
-		o.Stores = Stores{}
-	}
-	if _, ok := o.Stores["file"]; !ok {
-		o.Stores["file"] = remote.Local{}
-	}
+	res := &Resolver{Cwd: o.Cwd, Config: o.Remote, Retry: o.Retry}
 	env := DefaultEnv()
 	env.AllowShell = o.AllowShell
 	loader := NewLoader(o.Cwd)
 	loader.Log = o.Log
-	f := &FS{RootPath: root, RootParams: o.RootParams, Loader: loader, Env: env, Stores: o.Stores,
+	loader.Resolver = res
+	f := &FS{RootPath: root, RootParams: o.RootParams, RootOptions: o.RootOptions, Loader: loader, Env: env, Resolver: res,
 		Opener: o.Opener, Cwd: o.Cwd, Log: o.Log, MaxVariants: 64, TTL: time.Second, Started: time.Now(),
 		listings: map[string]*listing{}, plans: map[string]*planEntry{}, views: map[string]*viewEntry{}}
 	v := f.rootView()
@@ -152,7 +154,7 @@ func New(root string, o Options) (*FS, error) {
 func (f *FS) Root() Dir { return &catalogDir{fs: f, name: "", ident: "root"} }
 
 func (f *FS) rootView() *View {
-	cat, err := f.Loader.Open(f.RootPath)
+	cat, err := f.Loader.Open(f.RootPath, f.RootOptions)
 	if err != nil {
 		return &View{Cat: emptyCatalog(f.RootPath), Ident: "root", Err: err}
 	}
@@ -322,18 +324,13 @@ func (f *FS) loadNested(r *Rendered) (*Catalog, error) {
 	if p == nil {
 		p = r.Args["urlpath"]
 	}
+	opts, _ := r.Args["storage_options"].(map[string]any)
 	switch x := p.(type) {
 	case string:
 		if x == "" {
 			break
 		}
-		if strings.Contains(x, "://") && !strings.HasPrefix(x, "file://") {
-			return nil, fmt.Errorf("%s: remote catalogs are not supported yet", x)
-		}
-		if r.Entry.Driver == "yaml_files_cat" || hasGlobMeta(x) {
-			return f.Loader.Open(x)
-		}
-		return f.Loader.Open(x)
+		return f.Loader.Open(x, opts)
 	case []any:
 		var paths []string
 		for _, e := range x {
@@ -341,7 +338,7 @@ func (f *FS) loadNested(r *Rendered) (*Catalog, error) {
 				paths = append(paths, s)
 			}
 		}
-		return f.Loader.OpenList(paths)
+		return f.Loader.OpenList(paths, opts)
 	}
 	return nil, fmt.Errorf("%s:%d: nested catalog %q has no path argument", r.Entry.File, r.Entry.Line, r.Entry.Name)
 }

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -9,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/intakefs/intakefs/remote"
 )
 
 // Loader reads catalog files and keeps them, re-reading a file when its
@@ -18,8 +23,13 @@ type Loader struct {
 	// Cwd is where relative catalog paths resolve (SPEC §1).
 	Cwd             string
 	RecheckInterval time.Duration
+	// RemoteRecheckInterval is RecheckInterval for remote catalog files,
+	// where a check is a request.
+	RemoteRecheckInterval time.Duration
 	// Log gets each problem once per load of a file.
 	Log *slog.Logger
+	// Resolver reaches remote catalogs.
+	Resolver *Resolver
 
 	mu sync.Mutex // guards files; never held while reading a file
 	// files caches parsed single files by absolute path.
@@ -35,16 +45,17 @@ type mergedCat struct {
 }
 
 type loadedFile struct {
-	cat     *Catalog
-	err     error
-	size    int64
-	mtime   time.Time
-	checked time.Time
+	cat      *Catalog
+	err      error
+	size     int64
+	mtime    time.Time
+	identity string // remote files
+	checked  time.Time
 }
 
 // NewLoader makes a loader resolving relative paths against cwd.
 func NewLoader(cwd string) *Loader {
-	return &Loader{Cwd: cwd, RecheckInterval: time.Second, files: map[string]*loadedFile{}, merged: map[string]*mergedCat{}}
+	return &Loader{Cwd: cwd, RecheckInterval: time.Second, RemoteRecheckInterval: 10 * time.Second, files: map[string]*loadedFile{}, merged: map[string]*mergedCat{}}
 }
 
 func (l *Loader) abs(p string) string {
@@ -58,14 +69,20 @@ func (l *Loader) abs(p string) string {
 // Open loads a catalog given as a YAML file, a directory of YAML files or
 // a glob of them. A directory or glob is flattened into one catalog, as
 // Intake's YAMLFilesCatalog does.
-func (l *Loader) Open(path string) (*Catalog, error) {
+//
+// opts are the storage_options for a remote catalog (s3://, gs://,
+// http(s)://); its sources that build paths from CATALOG_DIR inherit them.
+func (l *Loader) Open(path string, opts map[string]any) (*Catalog, error) {
+	if isRemote(path) {
+		return l.openRemote(path, opts)
+	}
 	p := l.abs(path)
 	if hasGlobMeta(p) {
 		files, err := filepath.Glob(p)
 		if err != nil {
 			return nil, &CatalogFileError{path, fmt.Errorf("%s: bad glob: %v", path, err)}
 		}
-		return l.openMany(path, files, fmt.Sprintf("Catalog generated from all files found in %s", path))
+		return l.openMany(path, files, fmt.Sprintf("Catalog generated from all files found in %s", path), nil)
 	}
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -83,26 +100,168 @@ func (l *Loader) Open(path string) (*Catalog, error) {
 				files = append(files, filepath.Join(p, n))
 			}
 		}
-		return l.openMany(path, files, fmt.Sprintf("Catalog generated from all files found in %s", path))
+		return l.openMany(path, files, fmt.Sprintf("Catalog generated from all files found in %s", path), nil)
 	}
 	return l.openFile(p)
 }
 
-// OpenList loads a list of files as one flattened catalog.
-func (l *Loader) OpenList(paths []string) (*Catalog, error) {
-	var files []string
-	for _, p := range paths {
-		files = append(files, l.abs(p))
-	}
-	return l.openMany(fmt.Sprintf("%d files", len(files)), files, fmt.Sprintf("Catalog generated from %d files", len(files)))
+// isCatalogFile: the files a directory catalog is made of.
+func isCatalogFile(name string) bool {
+	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
 }
 
-func (l *Loader) openMany(name string, files []string, desc string) (*Catalog, error) {
+func (l *Loader) openRemote(u string, opts map[string]any) (*Catalog, error) {
+	ctx := context.Background()
+	shown := remote.RedactURL(u)
+	if l.Resolver == nil {
+		return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: remote catalogs need a resolver", shown)}
+	}
+	store, ru, err := l.Resolver.Resolve(ctx, u, opts)
+	if err != nil {
+		return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
+	}
+	desc := fmt.Sprintf("Catalog generated from all files found in %s", shown)
+	if remote.HasGlob(ru) {
+		infos, err := remote.Glob(ctx, store, ru)
+		if err != nil {
+			return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
+		}
+		var files []string
+		for _, in := range infos {
+			files = append(files, in.URL)
+		}
+		return l.openMany(shown, files, desc, func(f string) (*Catalog, error) { return l.openRemoteFile(store, f, opts) })
+	}
+	info, err := store.Stat(ctx, ru)
+	if err != nil {
+		return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
+	}
+	if info.IsDir || strings.HasSuffix(ru, "/") {
+		ents, err := store.List(ctx, ru)
+		if err != nil {
+			return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
+		}
+		var files []string
+		for _, e := range ents {
+			if !e.IsDir && isCatalogFile(e.URL) {
+				files = append(files, e.URL)
+			}
+		}
+		return l.openMany(shown, files, desc, func(f string) (*Catalog, error) { return l.openRemoteFile(store, f, opts) })
+	}
+	return l.openRemoteFile(store, ru, opts)
+}
+
+// maxCatalogSize bounds a remote catalog file read into memory.
+const maxCatalogSize = 64 << 20
+
+// openRemoteFile loads one remote catalog file, reusing the parse while
+// the object's identity (ETag, generation, size+mtime) is unchanged. The
+// identity is checked at most once per RemoteRecheckInterval.
+func (l *Loader) openRemoteFile(store remote.Store, u string, opts map[string]any) (*Catalog, error) {
+	key := "remote\x00" + u + "\x00" + optionsKey(opts)
+	shown := remote.RedactURL(u)
+	now := time.Now()
+	l.mu.Lock()
+	lf := l.files[key]
+	l.mu.Unlock()
+	if lf != nil && now.Sub(lf.checked) < l.RemoteRecheckInterval {
+		return lf.cat, lf.err
+	}
+	ctx := context.Background()
+	info, statErr := store.Stat(ctx, u)
+	if lf != nil && statErr == nil && info.Identity() == lf.identity {
+		l.mu.Lock()
+		lf.checked = now
+		l.mu.Unlock()
+		return lf.cat, lf.err
+	}
+	nlf := &loadedFile{checked: now}
+	if statErr != nil {
+		nlf.err = &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, statErr)}
+	} else {
+		nlf.identity = info.Identity()
+		text, err := readAllRemote(ctx, store, u)
+		if err != nil {
+			nlf.err = &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
+		} else {
+			text = []byte(strings.ReplaceAll(string(text), "!template ", ""))
+			nlf.cat, nlf.err = parseCatalogYAML(shown, remoteDir(u), text)
+			if nlf.cat != nil {
+				if nlf.cat.Name == "" {
+					nlf.cat.Name = nameFromPath(u)
+				}
+				nlf.cat.StorageOptions = opts
+				for _, e := range nlf.cat.Entries {
+					e.CatalogOptions = opts
+				}
+			}
+		}
+	}
+	l.logLoad(shown, nlf)
+	l.mu.Lock()
+	l.files[key] = nlf
+	l.mu.Unlock()
+	return nlf.cat, nlf.err
+}
+
+func readAllRemote(ctx context.Context, s remote.Store, u string) ([]byte, error) {
+	rc, err := s.ReadRange(ctx, u, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxCatalogSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxCatalogSize {
+		return nil, fmt.Errorf("larger than %d MiB: not a catalog?", maxCatalogSize>>20)
+	}
+	return b, nil
+}
+
+func optionsKey(opts map[string]any) string {
+	if len(opts) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(opts)
+	if err != nil {
+		return fmt.Sprint(opts)
+	}
+	return string(b)
+}
+
+// OpenList loads a list of files as one flattened catalog.
+func (l *Loader) OpenList(paths []string, opts map[string]any) (*Catalog, error) {
+	var files []string
+	for _, p := range paths {
+		if isRemote(p) {
+			files = append(files, p)
+		} else {
+			files = append(files, l.abs(p))
+		}
+	}
+	return l.openMany(fmt.Sprintf("%d files", len(files)), files, fmt.Sprintf("Catalog generated from %d files", len(files)),
+		func(f string) (*Catalog, error) {
+			if isRemote(f) {
+				return l.Open(f, opts)
+			}
+			return l.openFile(f)
+		})
+}
+
+// openMany flattens files into one catalog; open loads one of them (nil:
+// a local file).
+func (l *Loader) openMany(name string, files []string, desc string, open func(string) (*Catalog, error)) (*Catalog, error) {
+	if open == nil {
+		open = l.openFile
+	}
 	sort.Strings(files)
 	parts := make([]*Catalog, len(files))
 	errs := make([]error, len(files))
 	for i, f := range files {
-		parts[i], errs[i] = l.openFile(f)
+		parts[i], errs[i] = open(f)
 	}
 	key := name + "\x00" + strings.Join(files, "\x00")
 	l.mu.Lock()
@@ -192,19 +351,25 @@ func (l *Loader) openFile(p string) (*Catalog, error) {
 			}
 		}
 	}
-	if l.Log != nil {
-		if nlf.err != nil {
-			l.Log.Warn("catalog not loaded", "file", p, "reason", nlf.err.Error())
-		} else {
-			for _, e := range nlf.cat.Errors {
-				l.Log.Warn("catalog entry not loaded", "file", e.File, "line", e.Line, "source", e.Entry, "reason", e.Msg)
-			}
-		}
-	}
+	l.logLoad(p, nlf)
 	l.mu.Lock()
 	l.files[p] = nlf
 	l.mu.Unlock()
 	return nlf.cat, nlf.err
+}
+
+// logLoad reports each problem of a fresh load once.
+func (l *Loader) logLoad(p string, lf *loadedFile) {
+	if l.Log == nil {
+		return
+	}
+	if lf.err != nil {
+		l.Log.Warn("catalog not loaded", "file", p, "reason", lf.err.Error())
+		return
+	}
+	for _, e := range lf.cat.Errors {
+		l.Log.Warn("catalog entry not loaded", "file", e.File, "line", e.Line, "source", e.Entry, "reason", e.Msg)
+	}
 }
 
 // nameFromPath is Intake's name_from_path: the file's stem, or its

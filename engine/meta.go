@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/intakefs/intakefs/remote"
 )
 
 // metaDir is a catalog's .catalog directory.
@@ -199,35 +200,13 @@ func yamlSafe(v any) any {
 	return v
 }
 
-// isSecretKey: option names that hold credentials in fsspec/s3fs/gcsfs
-// storage_options and HTTP headers.
-func isSecretKey(k string) bool {
-	l := strings.ToLower(k)
-	if strings.HasPrefix(l, "key") || strings.HasSuffix(l, "key") {
-		return true
-	}
-	for _, w := range []string{"secret", "token", "passw", "credential", "auth", "session"} {
-		if strings.Contains(l, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// redact hides secrets: values under storage_options (or any mapping)
-// whose key names a secret, and passwords in URLs.
+// redact hides secrets in args and metadata, with the rules the remote
+// package applies to storage_options and URLs everywhere: values of keys
+// that name a secret, credentials and signatures inside URLs.
 func redact(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			if isSecretKey(k) && isScalar(e) && e != nil && k != "anon" {
-				out[k] = "<redacted>"
-				continue
-			}
-			out[k] = redact(e)
-		}
-		return out
+		return remote.RedactOptions(x)
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
@@ -235,32 +214,9 @@ func redact(v any) any {
 		}
 		return out
 	case string:
-		return redactURL(x)
+		return remote.RedactURL(x)
 	}
 	return v
-}
-
-func isScalar(v any) bool {
-	switch v.(type) {
-	case map[string]any, []any:
-		return false
-	}
-	return true
-}
-
-func redactURL(s string) string {
-	if !strings.Contains(s, "://") || !strings.Contains(s, "@") {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "redacted")
-		return u.String()
-	}
-	return s
 }
 
 func toYAML(v any) ([]byte, error) {

@@ -133,6 +133,7 @@ func (env *Env) Render(v *View, e *Entry, user map[string]any) (*Rendered, error
 			}
 		}
 	}
+	inheritOptions(e, args)
 	ctx := make(map[string]any, len(args)+len(params)+1)
 	for k, a := range args {
 		ctx[k] = a
@@ -275,10 +276,32 @@ func copyMap(m map[string]any) map[string]any {
 // trailing slash, so "{{ CATALOG_DIR }}/x.csv" renders "/dir//x.csv" there
 // and here alike.
 func dirWithSlash(d string) string {
-	if d == "" || strings.HasSuffix(d, "/") {
+	if d == "" || strings.HasSuffix(d, "/") || strings.Contains(d, "://") {
+		// a remote catalog's CATALOG_DIR has no trailing slash in Intake
 		return d
 	}
 	return d + "/"
+}
+
+// inheritOptions is Intake's rule for storage_options: a source of a
+// remote catalog that builds a path from CATALOG_DIR and names no
+// storage_options of its own gets the catalog's.
+func inheritOptions(e *Entry, args map[string]any) {
+	if len(e.CatalogOptions) == 0 {
+		return
+	}
+	if _, has := args["storage_options"]; has {
+		return
+	}
+	for k, a := range args {
+		if k == "metadata" {
+			continue
+		}
+		if s, ok := a.(string); ok && strings.Contains(s, "CATALOG_DIR") {
+			args["storage_options"] = e.CatalogOptions
+			return
+		}
+	}
 }
 
 // withUserDefaults returns copies of ps whose defaults are replaced by the

@@ -448,3 +448,30 @@ func TestNestedCycles(t *testing.T) {
 		t.Fatalf("a -> b -> a shows %v", got)
 	}
 }
+
+func TestDescribeRedactsSecrets(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"cat.yaml": `sources:
+  s:
+    driver: csv
+    args:
+      urlpath: 'https://user:hunter2@example.com/x.csv?X-Amz-Signature=abcdef'
+      storage_options: {key: AKIAEXAMPLE, secret: s3cr3tvalue, client_kwargs: {aws_secret_access_key: alsosecret}, headers: {Authorization: Bearer tok123}}
+    metadata: {password: pw456}
+`,
+	})
+	f := newFS(t, dir, "cat.yaml")
+	desc, err := f.Describe(context.Background(), "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := mustRead(t, f, "s/metadata.json")
+	for _, secret := range []string{"hunter2", "abcdef", "AKIAEXAMPLE", "s3cr3tvalue", "alsosecret", "tok123", "pw456"} {
+		if strings.Contains(string(desc), secret) || strings.Contains(md, secret) {
+			t.Errorf("secret %q shown:\n%s\n%s", secret, desc, md)
+		}
+	}
+	if !strings.Contains(string(desc), "example.com/x.csv") {
+		t.Errorf("redaction lost the URL:\n%s", desc)
+	}
+}

@@ -8,7 +8,10 @@ import (
 	"strings"
 	"sync"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/intakefs/intakefs/engine"
+	"github.com/intakefs/intakefs/remote"
 )
 
 func (g *globalFlags) logger() (*slog.Logger, error) {
@@ -86,9 +89,49 @@ func (g *globalFlags) open(catalog string) (*engine.FS, *slog.Logger, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	tree, err := engine.New(catalog, engine.Options{Cwd: cwd, RootParams: params, AllowShell: g.allowShell, Log: log})
+	opts, err := g.rootOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	retry := g.retry
+	retry.OnRetry = func(op, url string, attempt int, err error) {
+		log.Info("retrying remote request", "op", op, "url", remote.RedactURL(url), "attempt", attempt, "reason", err.Error())
+	}
+	tree, err := engine.New(catalog, engine.Options{Cwd: cwd, RootParams: params, RootOptions: opts, AllowShell: g.allowShell, Log: log,
+		Remote: remote.Config{Timeouts: g.timeouts}, Retry: retry})
 	if err != nil {
 		return nil, nil, err
 	}
 	return tree, log, nil
+}
+
+// rootOptions reads --storage-option key=value: dotted keys nest, values
+// are YAML scalars or flow collections.
+func (g *globalFlags) rootOptions() (map[string]any, error) {
+	if len(g.storageOpt) == 0 {
+		return nil, nil
+	}
+	out := map[string]any{}
+	for _, kv := range g.storageOpt {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--storage-option %q: want key=value", kv)
+		}
+		var val any
+		if err := yaml.Unmarshal([]byte(v), &val); err != nil || val == nil {
+			val = v
+		}
+		m := out
+		parts := strings.Split(k, ".")
+		for _, p := range parts[:len(parts)-1] {
+			sub, ok := m[p].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[p] = sub
+			}
+			m = sub
+		}
+		m[parts[len(parts)-1]] = val
+	}
+	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/intakefs/intakefs/engine"
+	"github.com/intakefs/intakefs/remote"
 )
 
 func main() {
@@ -55,6 +56,9 @@ type globalFlags struct {
 	logFile    string
 	params     []string
 	allowShell bool
+	storageOpt []string
+	retry      remote.RetryPolicy
+	timeouts   remote.Timeouts
 }
 
 func newRootCmd() *cobra.Command {
@@ -80,6 +84,14 @@ Examples:
 	pf.StringVar(&g.logFile, "log-file", "", "append the log to this file instead of standard error")
 	pf.StringArrayVar(&g.params, "param", nil, "set a root catalog parameter, k=v (repeatable)")
 	pf.BoolVar(&g.allowShell, engine.ShellFlag[2:], false, "allow shell() and client_shell() in catalog defaults and templates")
+	pf.StringArrayVar(&g.storageOpt, "storage-option", nil, "storage_options for a remote CATALOG, key=value (repeatable; dotted keys nest: client_kwargs.endpoint_url=...; values are YAML: true, 3, text)")
+	g.retry = remote.DefaultRetryPolicy
+	g.timeouts = remote.DefaultTimeouts
+	pf.IntVar(&g.retry.MaxAttempts, "retries", g.retry.MaxAttempts, "attempts per remote request, the first included")
+	pf.DurationVar(&g.retry.MaxElapsed, "retry-max-time", g.retry.MaxElapsed, "the longest one remote request may take, retries included, before it fails (EIO)")
+	pf.DurationVar(&g.timeouts.Connect, "connect-timeout", g.timeouts.Connect, "time to connect to a remote server")
+	pf.DurationVar(&g.timeouts.Request, "request-timeout", g.timeouts.Request, "time for a remote server to start answering")
+	pf.DurationVar(&g.timeouts.Idle, "idle-timeout", g.timeouts.Idle, "longest pause in a remote response body while it is being read")
 	root.AddCommand(newMountCmd(g), newLsCmd(g), newDescribeCmd(g), newCatCmd(g))
 	return root
 }
