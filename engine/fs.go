@@ -81,9 +81,11 @@ type FS struct {
 	Log         *slog.Logger
 	// MaxVariants bounds the parameter variants listed per source.
 	MaxVariants int
-	// TTL is how long a listing or a data plan is reused.
-	TTL     time.Duration
-	Started time.Time
+	// TTL is how long a listing or a data plan is reused; RemoteTTL how
+	// long a plan of remote objects is (each re-plan is a request).
+	TTL       time.Duration
+	RemoteTTL time.Duration
+	Started   time.Time
 
 	// flight collapses concurrent builds of the same listing or plan.
 	flight singleflight.Group
@@ -107,6 +109,7 @@ type planEntry struct {
 	plan *Plan
 	err  error
 	at   time.Time
+	ttl  time.Duration
 }
 
 // Options configure New.
@@ -141,7 +144,7 @@ func New(root string, o Options) (*FS, error) {
 	loader.Log = o.Log
 	loader.Resolver = res
 	f := &FS{RootPath: root, RootParams: o.RootParams, RootOptions: o.RootOptions, Loader: loader, Env: env, Resolver: res,
-		Opener: o.Opener, Cwd: o.Cwd, Log: o.Log, MaxVariants: 64, TTL: time.Second, Started: time.Now(),
+		Opener: o.Opener, Cwd: o.Cwd, Log: o.Log, MaxVariants: 64, TTL: time.Second, RemoteTTL: 10 * time.Second, Started: time.Now(),
 		listings: map[string]*listing{}, plans: map[string]*planEntry{}, views: map[string]*viewEntry{}}
 	v := f.rootView()
 	if v.Err != nil {
@@ -373,12 +376,17 @@ func (f *FS) plan(ctx context.Context, r *Rendered) (*Plan, error) {
 	f.mu.Lock()
 	pe := f.plans[key]
 	f.mu.Unlock()
-	if pe != nil && time.Since(pe.at) < f.TTL {
+	if pe != nil && time.Since(pe.at) < pe.ttl {
 		return pe.plan, pe.err
 	}
 	res, _, _ := f.flight.Do("plan\x00"+key, func() (any, error) {
 		p, err := f.planFor(ctx, r)
-		pe := &planEntry{plan: p, err: err, at: time.Now()}
+		pe := &planEntry{plan: p, err: err, at: time.Now(), ttl: f.TTL}
+		if urls, _, ok := urlArg(r); ok && len(urls) > 0 && isRemote(urls[0]) {
+			// a remote plan costs requests; reuse it (and a failure)
+			// for longer
+			pe.ttl = f.RemoteTTL
+		}
 		f.mu.Lock()
 		if len(f.plans) > 100000 {
 			f.plans = map[string]*planEntry{}

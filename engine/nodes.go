@@ -210,38 +210,78 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 		l.order = append(l.order, n)
 	}
 	add(&metaDir{fs: f, view: v, listing: l}, ".catalog")
-	for _, e := range v.Cat.Entries {
+	// Entries are built concurrently, a bounded number at a time: planning
+	// a remote source is a request, and one slow or dead server must not
+	// hold up every other entry of the directory behind it.
+	type built struct {
+		nodes    []Node
+		where    string
+		problems []string
+	}
+	results := make([]built, len(v.Cat.Entries))
+	sem := make(chan struct{}, listingParallelism)
+	var wg sync.WaitGroup
+	for i, e := range v.Cat.Entries {
 		if e.Name == "" {
-			l.problems = append(l.problems, fmt.Sprintf("%s:%d: a source with an empty name cannot be shown", e.File, e.Line))
+			results[i].problems = []string{fmt.Sprintf("%s:%d: a source with an empty name cannot be shown", e.File, e.Line)}
 			continue
 		}
-		shown := EncodeName(e.Name)
-		where := fmt.Sprintf("%s:%d: source %q", e.File, e.Line, e.Name)
+		results[i].where = fmt.Sprintf("%s:%d: source %q", e.File, e.Line, e.Name)
 		if e.IsCatalog() {
-			add(&catalogDir{fs: f, name: shown, ident: v.Ident + "/" + e.Name, parent: v, entry: e}, where)
+			results[i].nodes = []Node{&catalogDir{fs: f, name: EncodeName(e.Name), ident: v.Ident + "/" + e.Name, parent: v, entry: e}}
 			continue
 		}
-		r, err := f.Env.Render(v, e, nil)
-		if err != nil {
-			l.problems = append(l.problems, fmt.Sprintf("%s: with its default parameters: %v", where, err))
-			add(&sourceDir{fs: f, name: shown, view: v, entry: e, err: err}, where)
-			ext := "data"
-			if x, ok := driverExt[e.Driver]; ok {
-				ext = x
-			}
-			add(&dataFile{fs: f, name: shown + "." + ext, ident: v.Ident + "/" + e.Name, err: err}, where)
-			continue
-		}
-		add(&sourceDir{fs: f, name: shown, r: r}, where)
-		if _, _, ok := urlArg(r); !ok {
-			continue // no data to show: the directory describes it
-		}
-		add(f.dataNode(ctx, v, e, shown+"."+dataExt(r), r, nil), where)
-		for _, vr := range f.variants(v, e, r) {
-			add(vr, where)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, e *Entry) {
+			defer func() { <-sem; wg.Done() }()
+			results[i].nodes, results[i].problems = f.entryNodes(ctx, v, e, results[i].where)
+		}(i, e)
+	}
+	wg.Wait()
+	for _, b := range results {
+		l.problems = append(l.problems, b.problems...)
+		for _, n := range b.nodes {
+			add(n, b.where)
 		}
 	}
 	return l
+}
+
+// listingParallelism bounds the entries of one directory built at once.
+const listingParallelism = 16
+
+// entryNodes are the names one source shows: its directory, its data and
+// the data of its allowed variants.
+func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) ([]Node, []string) {
+	shown := EncodeName(e.Name)
+	r, err := f.Env.Render(v, e, nil)
+	if err != nil {
+		ext := "data"
+		if x, ok := driverExt[e.Driver]; ok {
+			ext = x
+		}
+		return []Node{
+			&sourceDir{fs: f, name: shown, view: v, entry: e, err: err},
+			&dataFile{fs: f, name: shown + "." + ext, ident: v.Ident + "/" + e.Name, err: err},
+		}, []string{fmt.Sprintf("%s: with its default parameters: %v", where, err)}
+	}
+	nodes := []Node{&sourceDir{fs: f, name: shown, r: r}}
+	if _, _, ok := urlArg(r); !ok {
+		return nodes, nil // no data to show: the directory describes it
+	}
+	def := f.dataNode(ctx, v, e, shown+"."+dataExt(r), r, nil)
+	nodes = append(nodes, def)
+	vars := f.variants(v, e, r)
+	if _, isFile := def.(*dataFile); !isFile {
+		// a directory of parts: its variants must be planned to be shown
+		for i, n := range vars {
+			if lz, ok := n.(*dataFile); ok {
+				vars[i] = f.dataNode(ctx, v, e, lz.name, lz.r, nil)
+			}
+		}
+	}
+	return append(nodes, vars...), nil
 }
 
 // variants are the data files for the values of parameters with an
@@ -272,7 +312,9 @@ func (f *FS) variants(v *View, e *Entry, def *Rendered) []Node {
 				return
 			}
 			name := FormatName(e.Name, kvs, dataExt(r))
-			out = append(out, f.dataNode(context.Background(), v, e, name, r, nil))
+			// Variants are planned when first used, not for the listing:
+			// up to 64 requests per source otherwise.
+			out = append(out, &dataFile{fs: f, name: name, ident: "data:" + r.Key(), r: r, lazy: true})
 			return
 		}
 		p := ps[i]
@@ -325,6 +367,23 @@ type dataFile struct {
 	err   error // the source cannot be rendered
 	// plan is pinned at lookup: one inode is one version of the data.
 	plan *Plan
+	// lazy: the plan is made (and pinned) on first use; the inode then
+	// carries no object identity, so the kernel may not keep its cache.
+	lazy     bool
+	lazyOnce sync.Once
+}
+
+// pinned is the plan this node serves, making it on first use for a lazy
+// node.
+func (d *dataFile) pinned(ctx context.Context) *Plan {
+	if d.lazy {
+		d.lazyOnce.Do(func() {
+			if p, err := d.fs.plan(ctx, d.r); err == nil && p.Kind == PlanFile {
+				d.plan = p
+			}
+		})
+	}
+	return d.plan
 }
 
 var _ File = (*dataFile)(nil)
@@ -337,15 +396,19 @@ func (d *dataFile) Ino() uint64  { return inoOf(d.ident) }
 // reached shows size 0 and fails on open with the reason, so that ls and
 // find work over a catalog with broken entries.
 func (d *dataFile) Stat(ctx context.Context) (FileStat, error) {
-	if d.err != nil || d.plan == nil {
+	if d.err != nil {
 		return FileStat{ModTime: d.fs.Started}, nil
 	}
-	return FileStat{Size: d.plan.Size, ModTime: latest(d.plan.Parts, d.fs.Started)}, nil
+	p := d.pinned(ctx)
+	if p == nil {
+		return FileStat{ModTime: d.fs.Started}, nil
+	}
+	return FileStat{Size: p.Size, ModTime: latest(p.Parts, d.fs.Started)}, nil
 }
 
 // KeepCache: the kernel may keep this file's pages across opens, because
 // its inode number changes with the identity of the objects behind it.
-func (d *dataFile) KeepCache() bool { return d.err == nil && d.plan != nil }
+func (d *dataFile) KeepCache() bool { return d.err == nil && !d.lazy && d.plan != nil }
 
 func (d *dataFile) Open(ctx context.Context) (Handle, error) {
 	if d.err != nil {
@@ -355,10 +418,11 @@ func (d *dataFile) Open(ctx context.Context) (Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.plan == nil || p.Kind != PlanFile || p.identity() != d.plan.identity() {
+	pinned := d.pinned(ctx)
+	if pinned == nil || p.Kind != PlanFile || p.identity() != pinned.identity() {
 		return nil, fmt.Errorf("%s: %w", d.name, ErrStale)
 	}
-	return &segHandle{fs: d.fs, plan: d.plan, open: map[int]remote.ReaderAtCloser{}}, nil
+	return &segHandle{fs: d.fs, plan: pinned, open: map[int]remote.ReaderAtCloser{}}, nil
 }
 
 func latest(objs []remote.ObjectInfo, def time.Time) time.Time {

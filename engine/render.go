@@ -294,14 +294,33 @@ func inheritOptions(e *Entry, args map[string]any) {
 		return
 	}
 	for k, a := range args {
-		if k == "metadata" {
-			continue
-		}
-		if s, ok := a.(string); ok && strings.Contains(s, "CATALOG_DIR") {
+		if k != "metadata" && mentionsCatalogDir(a) {
 			args["storage_options"] = e.CatalogOptions
 			return
 		}
 	}
+}
+
+// mentionsCatalogDir: Intake looks for CATALOG_DIR in each argument as
+// text, so inside lists and mappings too.
+func mentionsCatalogDir(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.Contains(x, "CATALOG_DIR")
+	case []any:
+		for _, e := range x {
+			if mentionsCatalogDir(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if mentionsCatalogDir(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // withUserDefaults returns copies of ps whose defaults are replaced by the

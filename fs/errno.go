@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/intakefs/intakefs/engine"
+	"github.com/intakefs/intakefs/remote"
 )
 
 // toErrno is the one place engine, cache and remote errors become errno
@@ -36,6 +37,11 @@ func toErrno(log *slog.Logger, op, name string, err error) syscall.Errno {
 		return syscall.EACCES
 	case errors.Is(err, context.Canceled):
 		return syscall.EINTR
+	case errors.Is(err, remote.ErrUnavailable):
+		// before the errno case: a refused connection wraps ECONNREFUSED,
+		// but a reader is owed EIO (SPEC §4)
+		log.Error("remote unavailable", "op", op, "name", name, "reason", err.Error())
+		return syscall.EIO
 	case errors.As(err, &errno):
 		log.Warn("system error", "op", op, "name", name, "reason", err.Error())
 		return errno
