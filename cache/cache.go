@@ -1,6 +1,12 @@
 // Package cache sits between the engine and remote stores: it turns an
 // object into something readable at any offset, keeping fetched bytes on
 // local disk. Decompression lives here too, behind the same interface.
+//
+// Two Openers: Direct opens local files in place (and reads other stores
+// with a ranged request per read); Cache (blockcache.go, which describes
+// its design) keeps fetched blocks on disk across restarts, with readahead
+// for sequential readers. Handles of both implement ContextReaderAt where
+// they can wait on a store.
 package cache
 
 import (
@@ -43,6 +49,11 @@ type rangeReader struct {
 }
 
 func (r *rangeReader) ReadAt(p []byte, off int64) (int, error) {
+	return r.ReadAtContext(r.ctx, p, off)
+}
+
+// ReadAtContext implements ContextReaderAt.
+func (r *rangeReader) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
 	if off >= r.obj.Size {
 		return 0, io.EOF
 	}
@@ -50,7 +61,7 @@ func (r *rangeReader) ReadAt(p []byte, off int64) (int, error) {
 	if off+n > r.obj.Size {
 		n = r.obj.Size - off
 	}
-	rc, err := r.s.ReadRange(r.ctx, r.obj.URL, off, n)
+	rc, err := r.s.ReadRange(ctx, r.obj.URL, off, n)
 	if err != nil {
 		return 0, err
 	}

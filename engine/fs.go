@@ -97,6 +97,8 @@ type FS struct {
 	plans map[string]*planEntry
 	// views caches nested catalog views by identity.
 	views map[string]*viewEntry
+	// stats feeds .catalog/stats.json (nil: no such file).
+	stats func() any
 }
 
 type viewEntry struct {
@@ -125,6 +127,8 @@ type Options struct {
 	// RootOptions are storage_options for a remote root catalog; its
 	// sources that use CATALOG_DIR inherit them, as in Intake.
 	RootOptions map[string]any
+	// Stats, when set, is shown as the root's .catalog/stats.json.
+	Stats func() any
 }
 
 // New makes the tree for the catalog at root and loads it once, so that a
@@ -146,6 +150,7 @@ func New(root string, o Options) (*FS, error) {
 	f := &FS{RootPath: root, RootParams: o.RootParams, RootOptions: o.RootOptions, Loader: loader, Env: env, Resolver: res,
 		Opener: o.Opener, Cwd: o.Cwd, Log: o.Log, MaxVariants: 64, TTL: time.Second, RemoteTTL: 10 * time.Second, Started: time.Now(),
 		listings: map[string]*listing{}, plans: map[string]*planEntry{}, views: map[string]*viewEntry{}}
+	f.stats = o.Stats
 	v := f.rootView()
 	if v.Err != nil {
 		return nil, v.Err
@@ -476,4 +481,70 @@ func (f *FS) Describe(ctx context.Context, p string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is the data of a multi-part source: describe the source's directory instead", p)
 	}
 	return nil, fmt.Errorf("%s is not a source or a catalog", p)
+}
+
+// DirectIOer is a File whose size is not known or not stable: the kernel
+// must pass every read through (FOPEN_DIRECT_IO) and readers read to EOF.
+type DirectIOer interface{ DirectIO() bool }
+
+// ObjectRef is one object behind a path of the tree.
+type ObjectRef struct {
+	Store remote.Store
+	Info  remote.ObjectInfo
+}
+
+// Objects lists the remote objects whose bytes a path shows: what
+// `intakefs cache warm` fetches.
+func (f *FS) Objects(ctx context.Context, p string) ([]ObjectRef, error) {
+	n, err := f.Walk(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return f.objectsOf(ctx, n)
+}
+
+func (f *FS) objectsOf(ctx context.Context, n Node) ([]ObjectRef, error) {
+	refs := func(p *Plan) []ObjectRef {
+		out := make([]ObjectRef, len(p.Parts))
+		for i, o := range p.Parts {
+			out[i] = ObjectRef{p.Store, o}
+		}
+		return out
+	}
+	switch x := n.(type) {
+	case *dataFile:
+		if x.err != nil {
+			return nil, x.err
+		}
+		p, err := f.plan(ctx, x.r)
+		if err != nil {
+			return nil, err
+		}
+		return refs(p), nil
+	case *partsDir:
+		return refs(x.plan), nil
+	case *objFile:
+		return []ObjectRef{{x.store, x.obj}}, nil
+	case *treeDir, *catalogDir:
+		kids, err := x.(Dir).ReadDir(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out []ObjectRef
+		for _, k := range kids {
+			if _, meta := k.(*metaDir); meta {
+				continue
+			}
+			if _, src := k.(*sourceDir); src {
+				continue
+			}
+			r, err := f.objectsOf(ctx, k)
+			if err != nil {
+				continue // a broken entry does not stop the rest
+			}
+			out = append(out, r...)
+		}
+		return out, nil
+	}
+	return nil, nil
 }

@@ -29,11 +29,28 @@ func (d *metaDir) Ino() uint64  { return inoOf("meta:" + d.view.Ident) }
 
 func (d *metaDir) ReadDir(ctx context.Context) ([]Node, error) {
 	id := fmt.Sprintf("%s\x00gen%d", d.view.Ident, d.view.Cat.Gen)
-	return []Node{
+	out := []Node{
 		&bytesFile{name: "describe.yaml", ident: "catdesc:" + id, mtime: d.fs.Started, gen: d.describe},
 		&bytesFile{name: "metadata.json", ident: "catmeta:" + id, mtime: d.fs.Started, gen: func() ([]byte, error) { return toJSON(d.view.Cat.Metadata) }},
 		&bytesFile{name: "errors.txt", ident: "caterr:" + id, mtime: d.fs.Started, gen: d.errors},
-	}, nil
+	}
+	if d.view.Parent == nil && d.fs.stats != nil {
+		// counters of the cache and the remote requests, for benchmarks
+		out = append(out, &bytesFile{name: "stats.json", ident: "stats", mtime: d.fs.Started, live: true,
+			gen: func() ([]byte, error) { return toJSON(jsonRound(d.fs.stats())) }})
+	}
+	return out, nil
+}
+
+// jsonRound turns a struct into plain JSON values.
+func jsonRound(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return map[string]any{"error": err.Error()}
+	}
+	var out any
+	_ = json.Unmarshal(b, &out)
+	return out
 }
 
 func (d *metaDir) Lookup(ctx context.Context, name string) (Node, error) {
@@ -265,7 +282,12 @@ type bytesFile struct {
 	ident string
 	mtime time.Time
 	gen   func() ([]byte, error)
+	// live content changes from one read to the next: each open takes a
+	// snapshot and the kernel passes reads through (direct I/O)
+	live bool
 }
+
+func (b *bytesFile) DirectIO() bool { return b.live }
 
 var _ File = (*bytesFile)(nil)
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/intakefs/intakefs/cache"
 	"github.com/intakefs/intakefs/remote"
 )
 
@@ -490,7 +491,13 @@ func (h *segHandle) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 		if err != nil {
 			return n, err
 		}
-		got, err := r.ReadAt(p[n:n+int(want)], s.Off+within)
+		var got int
+		if cr, ok := r.(cache.ContextReaderAt); ok {
+			// lets an interrupted FUSE read stop waiting for the network
+			got, err = cr.ReadAtContext(ctx, p[n:n+int(want)], s.Off+within)
+		} else {
+			got, err = r.ReadAt(p[n:n+int(want)], s.Off+within)
+		}
 		n += got
 		if err != nil && !(errors.Is(err, io.EOF) && int64(got) == want) {
 			if errors.Is(err, io.EOF) {

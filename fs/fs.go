@@ -177,6 +177,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if kc, ok := n.f.(engine.KeepCacher); ok && kc.KeepCache() {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
+	if d, ok := n.f.(engine.DirectIOer); ok && d.DirectIO() {
+		// size unknown or changing: every read comes here, to EOF
+		fuseFlags = fuse.FOPEN_DIRECT_IO
+	}
 	fh := &handle{h: h, name: n.f.Name(), log: n.log}
 	if lf, ok := h.(engine.LocalFiler); ok {
 		if f := lf.LocalFile(ctx); f != nil {

@@ -59,8 +59,8 @@ func NewHTTP(o HTTPOptions) *HTTP {
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           dialer.DialContext,
 			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          64,
-			MaxIdleConnsPerHost:   16,
+			MaxIdleConns:          128,
+			MaxIdleConnsPerHost:   64, // a full readahead window is 64 parallel ranged GETs
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   t.Connect,
 			ResponseHeaderTimeout: t.Request + t.Request/2, // a backstop: the watchdog fires first

@@ -88,7 +88,7 @@ func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 			tr.TLSHandshakeTimeout = t.Connect
 			tr.ResponseHeaderTimeout = t.Request + t.Request/2 // a backstop: the watchdog fires first
 			tr.IdleConnTimeout = 90 * time.Second
-			tr.MaxIdleConnsPerHost = 32
+			tr.MaxIdleConnsPerHost = 64 // a full readahead window is 64 parallel ranged GETs
 		})
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(hc),

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/intakefs/intakefs/cache"
 	"github.com/intakefs/intakefs/engine"
 	"github.com/intakefs/intakefs/remote"
 )
@@ -75,8 +76,14 @@ func (g *globalFlags) rootParams() (map[string]string, error) {
 	return out, nil
 }
 
-// open loads the catalog the way every command does.
+// open loads the catalog the way every command does, reading remote
+// data without the on-disk cache.
 func (g *globalFlags) open(catalog string) (*engine.FS, *slog.Logger, error) {
+	return g.openWith(catalog, nil)
+}
+
+// openWith loads the catalog reading remote data through ch (nil: none).
+func (g *globalFlags) openWith(catalog string, ch *cache.Cache) (*engine.FS, *slog.Logger, error) {
 	log, err := g.logger()
 	if err != nil {
 		return nil, nil, err
@@ -98,7 +105,7 @@ func (g *globalFlags) open(catalog string) (*engine.FS, *slog.Logger, error) {
 		log.Info("retrying remote request", "op", op, "url", remote.RedactURL(url), "attempt", attempt, "reason", err.Error())
 	}
 	tree, err := engine.New(catalog, engine.Options{Cwd: cwd, RootParams: params, RootOptions: opts, AllowShell: g.allowShell, Log: log,
-		Remote: remote.Config{Timeouts: g.timeouts}, Retry: retry})
+		Remote: remote.Config{Timeouts: g.timeouts}, Retry: retry, Opener: opener(ch), Stats: cacheStats(ch)})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -134,4 +141,18 @@ func (g *globalFlags) rootOptions() (map[string]any, error) {
 		m[parts[len(parts)-1]] = val
 	}
 	return out, nil
+}
+
+func opener(ch *cache.Cache) cache.Opener {
+	if ch == nil {
+		return cache.Direct{}
+	}
+	return ch
+}
+
+func cacheStats(ch *cache.Cache) func() any {
+	if ch == nil {
+		return nil
+	}
+	return func() any { return ch.Stats() }
 }

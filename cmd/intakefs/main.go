@@ -92,6 +92,6 @@ Examples:
 	pf.DurationVar(&g.timeouts.Connect, "connect-timeout", g.timeouts.Connect, "time to connect to a remote server")
 	pf.DurationVar(&g.timeouts.Request, "request-timeout", g.timeouts.Request, "time for a remote server to start answering")
 	pf.DurationVar(&g.timeouts.Idle, "idle-timeout", g.timeouts.Idle, "longest pause in a remote response body while it is being read")
-	root.AddCommand(newMountCmd(g), newLsCmd(g), newDescribeCmd(g), newCatCmd(g))
+	root.AddCommand(newMountCmd(g), newLsCmd(g), newDescribeCmd(g), newCatCmd(g), newCacheCmd(g))
 	return root
 }

@@ -19,6 +19,7 @@ import (
 func newMountCmd(g *globalFlags) *cobra.Command {
 	cfg := ifs.DefaultConfig()
 	var debugFuse bool
+	var cf cacheFlags
 	c := &cobra.Command{
 		Use:   "mount CATALOG MOUNTPOINT",
 		Short: "Mount CATALOG at MOUNTPOINT (foreground; unmounts on SIGINT/SIGTERM)",
@@ -37,7 +38,12 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			if !st.IsDir() {
 				return fmt.Errorf("mountpoint %s: not a directory", mnt)
 			}
-			tree, log, err := g.open(catalog)
+			ch, err := cf.open(g)
+			if err != nil {
+				return fmt.Errorf("cache %s: %w", cf.resolved, lockedHint(err))
+			}
+			defer ch.Close()
+			tree, log, err := g.openWith(catalog, ch)
 			if err != nil {
 				return err
 			}
@@ -99,6 +105,7 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			return nil
 		},
 	}
+	cf.add(c)
 	f := c.Flags()
 	f.BoolVar(&cfg.AllowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf for non-root)")
 	f.StringArrayVarP(&cfg.Options, "option", "o", nil, "extra FUSE mount option (repeatable)")

@@ -1,0 +1,57 @@
+//go:build unix
+
+package cache
+
+import (
+	"errors"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockFile takes an exclusive, non-blocking flock(2) on f. The lock goes
+// away with the process, so a crashed daemon never leaves a stale lock.
+func lockFile(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) {
+		ferr = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB)
+	}); err != nil {
+		return err
+	}
+	if errors.Is(ferr, unix.EWOULDBLOCK) {
+		return errLockHeld
+	}
+	return ferr
+}
+
+// statfsFree is the space an unprivileged writer may still use on the
+// filesystem holding path.
+func statfsFree(path string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, err
+	}
+	return int64(uint64(st.Bavail) * uint64(st.Bsize)), nil
+}
+
+// allocatedBytes is the disk space a file really takes (sparse files take
+// less than their size).
+func allocatedBytes(fi os.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int64(st.Blocks) * 512
+	}
+	return fi.Size()
+}
+
+// fileID identifies a file (device and inode), to notice a replaced file.
+func fileID(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev)<<48 ^ uint64(st.Ino) | 1
+	}
+	return 1
+}
