@@ -1,0 +1,245 @@
+package decomp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os/exec"
+	"testing"
+)
+
+// toolDecode decompresses with the format's own tool: the oracle for what
+// damaged input must give. ok is false when the tool reports an error
+// (gzip's exit status 2, a warning about trailing garbage, counts as an
+// error: Python's gzip module refuses such files too).
+func toolDecode(tb testing.TB, c Compression, in []byte) (out []byte, ok bool) {
+	var cmd *exec.Cmd
+	switch c {
+	case Gzip:
+		cmd = exec.Command("gzip", "-dc")
+	case Bzip2:
+		cmd = exec.Command("bzip2", "-dc")
+	case XZ, LZMA:
+		cmd = exec.Command("xz", "-dc")
+	case Zstd:
+		cmd = exec.Command("zstd", "-dcq")
+	case LZ4:
+		cmd = exec.Command("lz4", "-dcq")
+	default:
+		tb.Fatalf("no tool for %v", c)
+	}
+	cmd.Stdin = bytes.NewReader(in)
+	var o bytes.Buffer
+	cmd.Stdout = &o
+	err := cmd.Run()
+	return o.Bytes(), err == nil
+}
+
+// damage is one way of spoiling a sample.
+type damage struct {
+	name string
+	in   []byte
+	cut  bool // a truncation: what we deliver must be a prefix of the original
+}
+
+func damages(comp []byte, seed uint64) []damage {
+	n := len(comp)
+	var ds []damage
+	for _, k := range []int{1, 4, 9, 20, n / 4, n / 2, 3 * n / 4, n - 11, n - 2} {
+		if k > 0 && k < n {
+			ds = append(ds, damage{name: fmt.Sprintf("cut-to-%d", k), in: comp[:k], cut: true})
+		}
+	}
+	r := rand.New(rand.NewPCG(seed, 7))
+	for _, pos := range []int{n / 3, n / 2, 2 * n / 3, r.IntN(n), r.IntN(n), r.IntN(n), n - 5} {
+		if pos < 0 || pos >= n {
+			continue
+		}
+		b := bytes.Clone(comp)
+		b[pos] ^= 0x55
+		ds = append(ds, damage{name: fmt.Sprintf("flip-at-%d", pos), in: b})
+	}
+	ds = append(ds, damage{name: "garbage-after", in: append(bytes.Clone(comp), []byte("garbage!")...)})
+	return ds
+}
+
+// Damaged input: an error matching ErrCorrupt, with the offset, wherever
+// the tool itself fails; the tool's output wherever it does not. Never a
+// panic, never short data without an error.
+func TestDamagedStreams(t *testing.T) {
+	for i, s := range makeSmallSamples(t) {
+		if len(s.comp) < 32 {
+			continue
+		}
+		t.Run(s.name, func(t *testing.T) {
+			for _, d := range damages(s.comp, uint64(i)) {
+				want, toolOK := toolDecode(t, s.c, d.in)
+				r := NewReader(s.c, bytes.NewReader(d.in))
+				got, err := io.ReadAll(r)
+				r.Close()
+				if toolOK && s.c == Bzip2 && d.name == "garbage-after" {
+					// bzip2 ignores trailing garbage with a warning;
+					// Python's bz2 refuses it, and so do we.
+					if !errors.Is(err, ErrCorrupt) {
+						t.Errorf("%s: %v, want ErrCorrupt", d.name, err)
+					}
+					continue
+				}
+				if toolOK {
+					if err != nil {
+						t.Errorf("%s: the tool decodes it, we fail: %v", d.name, err)
+					} else if !bytes.Equal(got, want) {
+						t.Errorf("%s: %d bytes, the tool gives %d", d.name, len(got), len(want))
+					}
+					continue
+				}
+				if err == nil {
+					t.Errorf("%s: the tool fails, we read %d bytes without error", d.name, len(got))
+					continue
+				}
+				var ce *CorruptError
+				if !errors.Is(err, ErrCorrupt) || !errors.As(err, &ce) {
+					t.Errorf("%s: error %v does not match ErrCorrupt", d.name, err)
+					continue
+				}
+				if ce.Offset != int64(len(got)) {
+					t.Errorf("%s: error offset %d, delivered %d bytes", d.name, ce.Offset, len(got))
+				}
+				if d.cut && !bytes.HasPrefix(s.data, got) {
+					t.Errorf("%s: delivered bytes are not a prefix of the data (first difference at %d)", d.name, firstDiff(got, s.data))
+				}
+			}
+		})
+	}
+}
+
+// Through a Spool: reads before the damage work, reads past it fail with
+// ErrCorrupt (every time), and the spool is never made complete.
+func TestDamagedSpool(t *testing.T) {
+	for _, s := range makeSmallSamples(t) {
+		if s.name != "multi.csv.gz" && s.name != "blocks.csv.xz" && s.name != "frames.csv.zst" && s.name != "multi.csv.bz2" && s.name != "blocks.csv.lz4" {
+			continue
+		}
+		t.Run(s.name, func(t *testing.T) {
+			bad := s.comp[:len(s.comp)*2/3]
+			dir := t.TempDir()
+			sp, err := OpenSpool(SpoolConfig{Dir: dir, Key: "k", ExpectedSize: -1, ChunkSize: 8 << 10, Readahead: 16 << 10,
+				Open: func(context.Context) (io.ReadCloser, error) { return NewReader(s.c, bytes.NewReader(bad)), nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sp.Close()
+			buf := make([]byte, 4096)
+			// The end is past the damage.
+			_, err = sp.ReadAt(buf, int64(len(s.data))-100)
+			var ce *CorruptError
+			if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("read past damage: %v, want ErrCorrupt", err)
+			}
+			good := ce.Offset
+			if good <= 0 || good >= int64(len(s.data)) {
+				t.Fatalf("damage offset %d out of range", good)
+			}
+			if n, _ := sp.ReadAt(buf[:100], good-100); n != 100 || !bytes.Equal(buf[:100], s.data[good-100:good]) {
+				t.Fatalf("the bytes before the damage do not read back")
+			}
+			if n, err := sp.ReadAt(buf, good-10); n != 10 || !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("read across the damage: %d, %v", n, err)
+			}
+			if _, err := sp.ReadAt(buf, good+10); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("read after the damage again: %v", err)
+			}
+			if _, err := sp.Fill(context.Background()); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Fill: %v", err)
+			}
+			if _, ok := sp.Complete(); ok {
+				t.Fatal("a damaged stream must not complete")
+			}
+			if _, ok := LookupSpool(dir, "k"); ok {
+				t.Fatal("a damaged stream must not leave a trusted spool")
+			}
+		})
+	}
+}
+
+// Random damage, many times: no panic, no hang, error or the tool's data.
+func TestDamageFuzz(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	r := rand.New(rand.NewPCG(99, 1))
+	for _, s := range makeSmallSamples(t) {
+		if len(s.comp) < 64 {
+			continue
+		}
+		for k := 0; k < 12; k++ {
+			b := bytes.Clone(s.comp)
+			for j := 0; j < 1+r.IntN(3); j++ {
+				b[r.IntN(len(b))] = byte(r.Uint32())
+			}
+			if r.IntN(3) == 0 {
+				b = b[:r.IntN(len(b))]
+			}
+			rd := NewReader(s.c, bytes.NewReader(b))
+			got, err := io.ReadAll(rd)
+			rd.Close()
+			if err != nil {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Errorf("%s #%d: %v does not match ErrCorrupt", s.name, k, err)
+				}
+				continue
+			}
+			if want, ok := toolDecode(t, s.c, b); !ok || !bytes.Equal(got, want) {
+				t.Errorf("%s #%d: read %d bytes without error; tool ok=%v with %d bytes", s.name, k, len(got), ok, len(want))
+			}
+		}
+	}
+}
+
+// The external xz decoder (ExternalXZ) gives the same bytes, and the same
+// kinds of errors, as the Go one.
+func TestExternalXZ(t *testing.T) {
+	bin := needTool(t, "xz")
+	old := ExternalXZ
+	ExternalXZ = bin
+	defer func() { ExternalXZ = old }()
+	for i, s := range makeSmallSamples(t) {
+		if s.c != XZ && s.c != LZMA {
+			continue
+		}
+		r := NewReader(s.c, bytes.NewReader(s.comp))
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, s.data) {
+			t.Fatalf("%s: %d bytes, %v", s.name, len(got), err)
+		}
+		for _, d := range damages(s.comp, uint64(i)) {
+			want, toolOK := toolDecode(t, s.c, d.in)
+			r := NewReader(s.c, bytes.NewReader(d.in))
+			got, err := io.ReadAll(r)
+			r.Close()
+			if toolOK != (err == nil) || (toolOK && !bytes.Equal(got, want)) {
+				t.Errorf("%s %s: tool ok=%v, we %v", s.name, d.name, toolOK, err)
+			}
+			if err != nil && !errors.Is(err, ErrCorrupt) {
+				t.Errorf("%s %s: %v does not match ErrCorrupt", s.name, d.name, err)
+			}
+		}
+		// Closing in the middle ends the child.
+		r = NewReader(s.c, bytes.NewReader(s.comp))
+		io.ReadFull(r, make([]byte, 1000))
+		r.Close()
+	}
+	// An input that fails is the input's error, not damage.
+	s := sampleNamed(t, makeSmallSamples(t), "single.csv.xz")
+	src := &flakyReaderAt{r: bytes.NewReader(s.comp), failAt: int64(len(s.comp)) / 2}
+	r := NewReader(XZ, io.NewSectionReader(src, 0, int64(len(s.comp))))
+	_, err := io.ReadAll(r)
+	r.Close()
+	if !errors.Is(err, errFlaky) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("failing input: %v", err)
+	}
+}

@@ -1,0 +1,414 @@
+package decomp
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
+)
+
+// ErrCorrupt is matched (errors.Is) by every error that comes from damaged
+// input: a truncated stream, a checksum mismatch, invalid data, trailing
+// garbage. Errors of the underlying reader (I/O, a remote that is
+// unavailable) are passed through instead and do not match it.
+var ErrCorrupt = errors.New("corrupt compressed data")
+
+// CorruptError is the error for damaged input. Bytes before Offset were
+// delivered (the stream was consistent that far, though a checksum at the
+// end of a gzip member or a frame may cover them too); nothing at or past
+// Offset can be read.
+type CorruptError struct {
+	Format Compression
+	// Offset is the decompressed offset at which reading failed.
+	Offset int64
+	// InputOffset is how far into the compressed input the decoder had
+	// read (to within its buffering), -1 when not known.
+	InputOffset int64
+	Err         error
+}
+
+func (e *CorruptError) Error() string {
+	in := ""
+	if e.InputOffset >= 0 {
+		in = fmt.Sprintf(", input offset ~%d", e.InputOffset)
+	}
+	return fmt.Sprintf("%s: corrupt data at decompressed offset %d%s: %v", e.Format, e.Offset, in, e.Err)
+}
+
+// Unwrap gives both ErrCorrupt and the decoder's own error.
+func (e *CorruptError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
+
+// errTruncated is the cause of a CorruptError for input that ended early.
+var errTruncated = errors.New("unexpected end of compressed input (truncated)")
+
+// errTrailing is the cause for bytes after the end of the last stream that
+// are not a stream.
+var errTrailing = errors.New("trailing data after the end of the compressed stream")
+
+// ioBufSize is how much of the compressed input is read at a time.
+const ioBufSize = 1 << 20
+
+// ZstdMaxWindow is the largest zstd window accepted, zstd's and python-
+// zstandard's default limit (128 MiB): a frame asking for more (zstd
+// --long=31) is refused rather than allowed to take gigabytes.
+const ZstdMaxWindow = 1 << 27
+
+// XZMaxDict bounds the LZMA dictionary an .xz or .lzma stream may ask
+// for (xz -9 uses 64 MiB; 1.5 GiB is the format's maximum).
+const XZMaxDict = 1 << 30
+
+// zstdConcurrency is the number of blocks the zstd decoder keeps in
+// flight. 1 decodes synchronously: on a 2-core machine that is also
+// serving FUSE reads it measured fastest (BenchmarkDecompressZstd).
+var zstdConcurrency = 1
+
+// NewReader returns the decompressed stream of src, which holds data
+// compressed as c (None: src itself, wrapped). It never fails at once: an
+// error in the input shows at Read, as a *CorruptError (matching
+// ErrCorrupt) with the offset, after all the bytes before the damage.
+// Errors from src pass through, wrapped, without matching ErrCorrupt.
+// An empty src reads as empty data for gzip (as Python's gzip module has
+// it) and None, and as truncated for the other formats (as Python's bz2
+// and lzma modules have it). Close releases the decoder (zstd's goroutines
+// among others); it does not close src.
+func NewReader(c Compression, src io.Reader) io.ReadCloser {
+	cr := &countReader{r: src}
+	r := &reader{c: c, src: cr, br: bufio.NewReaderSize(cr, ioBufSize)}
+	return r
+}
+
+// countReader counts what it reads and remembers the reader's error, so
+// that a decoder's error can be told apart from the input's.
+type countReader struct {
+	r   io.Reader
+	n   int64
+	err error
+	// With tail set, it keeps the 12 bytes that end at the last non-NUL
+	// byte (an xz stream footer, before any stream padding).
+	tail   bool
+	last   [12]byte // the input's last 12 bytes
+	foot   [12]byte // the 12 bytes ending at offset nzEnd
+	nzEnd  int64
+	nzSeen bool
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.tail && n > 0 {
+		c.track(p[:n])
+	}
+	c.n += int64(n)
+	c.err = err // the last read's: decoders may retry after an error
+	return n, err
+}
+
+func (c *countReader) track(p []byte) {
+	j := len(p) - 1
+	for j >= 0 && p[j] == 0 {
+		j--
+	}
+	if j >= 0 {
+		var w []byte
+		if j+1 >= 12 {
+			w = p[j+1-12 : j+1]
+		} else {
+			w = append(c.last[j+1:], p[:j+1]...)
+		}
+		copy(c.foot[:], w)
+		c.nzEnd, c.nzSeen = c.n+int64(j)+1, true
+	}
+	if len(p) >= 12 {
+		copy(c.last[:], p[len(p)-12:])
+	} else {
+		copy(c.last[:], append(c.last[len(p):], p...))
+	}
+}
+
+// xzEnd checks, where the xz decoder reports the end, that the input
+// really ended after a stream footer and stream padding: ulikunitz/xz
+// reports an input cut right before or inside a block header as a clean
+// end.
+type xzEnd struct {
+	r   io.Reader
+	src *countReader
+}
+
+func (x *xzEnd) Read(p []byte) (int, error) {
+	n, err := x.r.Read(p)
+	if err == io.EOF {
+		c := x.src
+		f := c.foot
+		ok := c.nzSeen && c.nzEnd%4 == 0 && (c.n-c.nzEnd)%4 == 0 &&
+			f[10] == 'Y' && f[11] == 'Z' && crc32.ChecksumIEEE(f[4:10]) == binary.LittleEndian.Uint32(f[0:4])
+		if !ok {
+			return n, errTruncated
+		}
+	}
+	return n, err
+}
+
+type reader struct {
+	c     Compression
+	src   *countReader
+	br    *bufio.Reader
+	dec   io.Reader
+	close func()
+	out   int64
+	err   error
+	ext   bool // an external decoder: it classifies its own errors
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.dec == nil {
+		if err := r.init(); err != nil {
+			r.err = r.wrap(err)
+			return 0, r.err
+		}
+	}
+	n, err := r.dec.Read(p)
+	r.out += int64(n)
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		r.err = err
+		if n > 0 && err == io.EOF {
+			return n, nil // EOF on the next call, as most readers do
+		}
+	case r.ext:
+		r.err = err
+	default:
+		r.err = r.wrap(err)
+	}
+	return n, r.err
+}
+
+// inOff is how far the decoder has got into the compressed input.
+func (r *reader) inOff() int64 { return r.src.n - int64(r.br.Buffered()) }
+
+// wrap classifies a decoder error.
+func (r *reader) wrap(err error) error {
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		return err
+	}
+	if e := r.src.err; e != nil && e != io.EOF {
+		// The input failed; whatever the decoder made of it is not damage.
+		return fmt.Errorf("%s: reading compressed input at offset %d: %w", r.c, r.src.n, e)
+	}
+	if err == io.ErrUnexpectedEOF {
+		err = errTruncated
+	}
+	return &CorruptError{Format: r.c, Offset: r.out, InputOffset: r.inOff(), Err: err}
+}
+
+func (r *reader) Close() error {
+	if r.close != nil {
+		r.close()
+		r.close = nil
+	}
+	if r.err == nil {
+		r.err = errors.New("decomp: read after Close")
+	}
+	return nil
+}
+
+func (r *reader) init() error {
+	switch r.c {
+	case None:
+		r.dec = r.br
+	case Gzip:
+		r.dec = &gzipMulti{br: r.br}
+	case Bzip2:
+		if _, err := r.br.Peek(1); err == io.EOF {
+			return errTruncated
+		} else if err != nil {
+			return err
+		}
+		r.dec = bzip2.NewReader(r.br)
+	case XZ, LZMA:
+		if ExternalXZ != "" {
+			e, err := newExternal(ExternalXZ, r.c, r.src)
+			if err != nil {
+				return err
+			}
+			r.dec, r.close, r.ext = e, e.Close, true
+			return nil
+		}
+		if r.c == LZMA {
+			l, err := lzma.ReaderConfig{DictCap: XZMaxDict}.NewReader(r.br)
+			if err != nil {
+				return err
+			}
+			r.dec = &trailCheck{r: l, br: r.br}
+			return nil
+		}
+		r.src.tail = true // before the first read of the input
+		x, err := xz.ReaderConfig{DictCap: XZMaxDict}.NewReader(r.br)
+		if err != nil {
+			return err
+		}
+		r.dec = &xzEnd{r: x, src: r.src}
+	case Zstd:
+		if _, err := r.br.Peek(1); err == io.EOF {
+			return errTruncated
+		} else if err != nil {
+			return err
+		}
+		d, err := zstd.NewReader(r.br,
+			zstd.WithDecoderConcurrency(zstdConcurrency),
+			zstd.WithDecoderMaxWindow(ZstdMaxWindow),
+			zstd.WithDecoderLowmem(false))
+		if err != nil {
+			return err
+		}
+		r.dec = d
+		r.close = d.Close
+	case LZ4:
+		if _, err := r.br.Peek(1); err == io.EOF {
+			return errTruncated
+		} else if err != nil {
+			return err
+		}
+		r.dec = &lz4Reader{br: r.br}
+	case rawDeflate:
+		f := flate.NewReader(r.br)
+		r.dec = f
+		r.close = func() { f.Close() }
+	default:
+		return fmt.Errorf("compression %d: %w", r.c, ErrUnsupported)
+	}
+	return nil
+}
+
+// rawDeflate is zip's method 8: a deflate stream without gzip framing.
+// Internal: it is never detected, only used for zip members.
+const rawDeflate Compression = 100
+
+// gzipMulti reads every member of a gzip file. Between members, and after
+// the last, NUL padding is skipped (Python's gzip module does the same);
+// anything else must be another member.
+type gzipMulti struct {
+	br      *bufio.Reader
+	z       *gzip.Reader
+	members int
+	done    bool
+}
+
+func (g *gzipMulti) Read(p []byte) (int, error) {
+	if g.done {
+		return 0, io.EOF
+	}
+	if g.z == nil {
+		if _, err := g.br.Peek(1); err == io.EOF {
+			g.done = true // an empty file reads as empty, as in Python
+			return 0, io.EOF
+		} else if err != nil {
+			return 0, err
+		}
+		z, err := gzip.NewReader(g.br)
+		if err != nil {
+			return 0, gzipErr(err)
+		}
+		z.Multistream(false)
+		g.z = z
+	}
+	for {
+		n, err := g.z.Read(p)
+		if err != io.EOF {
+			if err != nil {
+				err = gzipErr(err)
+			}
+			return n, err
+		}
+		g.members++
+		more, perr := g.skipPadding()
+		if perr != nil {
+			return n, perr
+		}
+		if !more {
+			g.done = true
+			return n, io.EOF
+		}
+		if err := g.z.Reset(g.br); err != nil {
+			return n, gzipErr(err)
+		}
+		g.z.Multistream(false)
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// skipPadding skips NUL bytes; more reports whether anything follows.
+func (g *gzipMulti) skipPadding() (more bool, err error) {
+	for {
+		b, err := g.br.Peek(1)
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if b[0] != 0 {
+			return true, nil
+		}
+		// Discard a run of zeros.
+		buf, _ := g.br.Peek(g.br.Buffered())
+		i := 0
+		for i < len(buf) && buf[i] == 0 {
+			i++
+		}
+		g.br.Discard(i)
+	}
+}
+
+func gzipErr(err error) error {
+	if err == gzip.ErrHeader {
+		return fmt.Errorf("%w (not a gzip member header)", err)
+	}
+	return err
+}
+
+// trailCheck makes data after a single-stream format's end an error.
+type trailCheck struct {
+	r  io.Reader
+	br *bufio.Reader
+}
+
+func (t *trailCheck) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err == io.EOF {
+		if _, perr := t.br.Peek(1); perr == nil {
+			return n, errTrailing
+		} else if perr != io.EOF {
+			return n, perr
+		}
+	}
+	return n, err
+}
+
+// sniffTar decodes the start of a compressed head to see whether it holds
+// a tar.
+func sniffTar(c Compression, head []byte) bool {
+	if c == None || len(head) < 16 {
+		return false
+	}
+	r := NewReader(c, bytes.NewReader(head))
+	defer r.Close()
+	buf := make([]byte, 512)
+	n, _ := io.ReadFull(r, buf)
+	return n == 512 && IsTarHeader(buf)
+}
