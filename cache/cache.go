@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/intakefs/intakefs/remote"
 )
@@ -35,6 +36,14 @@ func (Direct) Open(ctx context.Context, s remote.Store, obj remote.ObjectInfo) (
 		f, err := o.OpenReaderAt(ctx, obj.URL)
 		if err != nil {
 			return nil, err
+		}
+		if of, ok := f.(*os.File); ok && obj.ETag != "" {
+			// the file at that path now may not be the one planned
+			fi, err := of.Stat()
+			if err == nil && remote.LocalIdentity(obj.URL, fi) != obj.Identity() {
+				f.Close()
+				return nil, fmt.Errorf("%s: %w", obj.URL, remote.ErrChanged)
+			}
 		}
 		return f, nil
 	}

@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -170,6 +169,9 @@ func parseCatalogYAML(file, dir string, text []byte) (*Catalog, error) {
 		return nil, &CatalogFileError{file, fmt.Errorf("%s: no YAML data in file", file)}
 	}
 	root := doc.Content[0]
+	if err := checkAliases(root); err != nil {
+		return nil, &CatalogFileError{file, fmt.Errorf("%s: %v", file, err)}
+	}
 	if root.Kind != yaml.MappingNode {
 		return nil, &CatalogFileError{file, fmt.Errorf("%s:%d: catalog must be a dictionary, not %s", file, root.Line, kindName(root))}
 	}
@@ -564,23 +566,48 @@ func nodeValue(n *yaml.Node) any {
 		}
 		return l
 	case yaml.ScalarNode:
-		var v any
-		if err := n.Decode(&v); err != nil {
-			return n.Value
-		}
-		switch x := v.(type) {
-		case int:
-			return int64(x)
-		case uint64:
-			return float64(x)
-		case time.Time:
-			return x
-		}
-		return v
+		// as Intake's PyYAML reads it (YAML 1.1), see yaml11.go
+		return resolveScalar11(n)
 	}
 	return nil
 }
 
 func cleanYAMLErr(err error) string {
 	return strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+// YAML aliases are expanded into copies, so a recursive alias, or a
+// "billion laughs" tree of them, would never end; PyYAML shares the
+// objects instead. A catalog whose expansion goes past these bounds is
+// refused.
+const (
+	maxYAMLDepth = 200
+	maxYAMLNodes = 1_000_000
+)
+
+func checkAliases(n *yaml.Node) error {
+	count := 0
+	var walk func(n *yaml.Node, depth int) error
+	walk = func(n *yaml.Node, depth int) error {
+		count++
+		if depth > maxYAMLDepth {
+			return fmt.Errorf("line %d: YAML nested deeper than %d levels (a recursive alias?)", n.Line, maxYAMLDepth)
+		}
+		if count > maxYAMLNodes {
+			return fmt.Errorf("line %d: YAML aliases expand to more than %d values", n.Line, maxYAMLNodes)
+		}
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return nil
+			}
+			return walk(n.Alias, depth+1)
+		}
+		for _, c := range n.Content {
+			if err := walk(c, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(n, 0)
 }

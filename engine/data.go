@@ -254,7 +254,7 @@ func (f *FS) segment(ctx context.Context, p *Plan, format string) error {
 			infos[i].hdrLen = int64(len(h))
 			if i == 0 {
 				header = h
-			} else if !bytes.Equal(h, header) {
+			} else if !bytes.Equal(bytes.TrimRight(h, "\r\n"), bytes.TrimRight(header, "\r\n")) {
 				sameHeader = false
 			}
 		}

@@ -393,8 +393,15 @@ func (f *FS) plan(ctx context.Context, r *Rendered) (*Plan, error) {
 			pe.ttl = f.RemoteTTL
 		}
 		f.mu.Lock()
-		if len(f.plans) > 100000 {
-			f.plans = map[string]*planEntry{}
+		if len(f.plans) > 10000 {
+			for k, old := range f.plans {
+				if time.Since(old.at) >= old.ttl {
+					delete(f.plans, k)
+				}
+			}
+			if len(f.plans) > 10000 {
+				f.plans = map[string]*planEntry{}
+			}
 		}
 		f.plans[key] = pe
 		f.mu.Unlock()
@@ -547,4 +554,14 @@ func (f *FS) objectsOf(ctx context.Context, n Node) ([]ObjectRef, error) {
 		return out, nil
 	}
 	return nil, nil
+}
+
+// forget drops the cached plan of a source and the listing it is in: an
+// open found its data changed, and the kernel's retry of the lookup
+// (after ESTALE) must find the new version.
+func (f *FS) forget(r *Rendered) {
+	f.mu.Lock()
+	delete(f.plans, r.Key())
+	delete(f.listings, r.View.Ident)
+	f.mu.Unlock()
 }

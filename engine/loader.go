@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/intakefs/intakefs/remote"
@@ -96,7 +97,11 @@ func (l *Loader) Open(path string, opts map[string]any) (*Catalog, error) {
 		}
 		for _, e := range ents {
 			n := e.Name()
-			if !e.IsDir() && (strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) {
+			if !isCatalogFile(n) {
+				continue
+			}
+			// only regular files: a FIFO named x.yaml would block the read
+			if fi, err := os.Stat(filepath.Join(p, n)); err == nil && fi.Mode().IsRegular() {
 				files = append(files, filepath.Join(p, n))
 			}
 		}
@@ -203,6 +208,24 @@ func (l *Loader) openRemoteFile(store remote.Store, u string, opts map[string]an
 	l.files[key] = nlf
 	l.mu.Unlock()
 	return nlf.cat, nlf.err
+}
+
+// readRegular reads a catalog file without blocking on a FIFO put in its
+// place since the stat, and no more than maxCatalogSize.
+func readRegular(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxCatalogSize+1))
+	if err == nil && len(b) > maxCatalogSize {
+		err = fmt.Errorf("larger than %d MiB: not a catalog?", maxCatalogSize>>20)
+	}
+	return b, err
 }
 
 func readAllRemote(ctx context.Context, s remote.Store, u string) ([]byte, error) {
@@ -336,11 +359,15 @@ func (l *Loader) openFile(p string) (*Catalog, error) {
 		return lf.cat, lf.err
 	}
 	nlf := &loadedFile{checked: now}
-	if statErr != nil {
+	if statErr == nil && !fi.Mode().IsRegular() {
+		nlf.err = &CatalogFileError{p, fmt.Errorf("catalog %s: not a regular file (%v)", p, fi.Mode().Type())}
+	} else if statErr == nil && fi.Size() > maxCatalogSize {
+		nlf.err = &CatalogFileError{p, fmt.Errorf("catalog %s: larger than %d MiB: not a catalog?", p, maxCatalogSize>>20)}
+	} else if statErr != nil {
 		nlf.err = &CatalogFileError{p, fmt.Errorf("catalog %s: %w", p, unwrapOS(statErr))}
 	} else {
 		nlf.size, nlf.mtime = fi.Size(), fi.ModTime()
-		text, err := os.ReadFile(p)
+		text, err := readRegular(p)
 		if err != nil {
 			nlf.err = &CatalogFileError{p, fmt.Errorf("catalog %s: %w", p, unwrapOS(err))}
 		} else {

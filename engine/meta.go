@@ -139,12 +139,13 @@ func DescribeSource(r *Rendered) ([]byte, error) {
 	e := r.Entry
 	md := copyMap(r.Metadata)
 	delete(md, "catalog_dir")
+	delete(md, "cache") // Intake adds both again from the entry
 	src := map[string]any{
 		"description":   e.Description,
 		"driver":        e.DriverRaw,
 		"direct_access": e.DirectAccess,
-		"args":          redact(r.Args),
-		"metadata":      redact(md),
+		"args":          rawTemplates(redact(r.Args)),
+		"metadata":      rawTemplates(redact(md)),
 	}
 	if len(r.Params) > 0 {
 		src["parameters"] = describeParams(r.Params, r.Values)
@@ -168,6 +169,33 @@ func DescribeSource(r *Rendered) ([]byte, error) {
 		"sources": map[string]any{e.Name: src},
 	}
 	return toYAML(doc)
+}
+
+// rawTemplates protects rendered strings that still hold template syntax
+// (a value from a path is never expanded) from Intake rendering them a
+// second time when it reads describe.yaml.
+func rawTemplates(v any) any {
+	switch x := v.(type) {
+	case string:
+		if !strings.Contains(x, "{{") && !strings.Contains(x, "{%") && !strings.Contains(x, "{#") {
+			return x
+		}
+		const end = "{% endraw %}"
+		return "{% raw %}" + strings.ReplaceAll(x, end, end+"{{ '"+end+"' }}{% raw %}") + end
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = rawTemplates(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = rawTemplates(e)
+		}
+		return out
+	}
+	return v
 }
 
 func describeParams(ps []*Param, values map[string]any) map[string]any {

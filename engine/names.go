@@ -83,6 +83,10 @@ type ParsedName struct {
 	Name    string // decoded
 	RawBase string // NAME as written, still encoded (may end in .EXT)
 	KVs     []KV   // decoded; the last Value may still carry ".EXT"
+	// RawLast is the last value as written, still encoded: the extension
+	// is split off it, so that "%2E" in a value is never taken for the
+	// dot of an extension.
+	RawLast string
 }
 
 // ParseName splits a path segment that has at least one '@'. Names without
@@ -110,6 +114,7 @@ func ParseName(s string) (ParsedName, error) {
 			return pn, err
 		}
 		pn.KVs = append(pn.KVs, KV{k, v})
+		pn.RawLast = kv[i+1:]
 	}
 	return pn, nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -50,24 +51,62 @@ func TestParseName(t *testing.T) {
 	}
 }
 
-// FuzzNameGrammar: any parsable name formats back to a name that parses
-// to the same thing.
+// FuzzNameGrammar: every string encodes to a file name that decodes back;
+// every parsable name formats to a name that parses to the same name and
+// values (with or without an extension), and formatting is stable:
+// parse -> format -> parse -> format gives the same text.
 func FuzzNameGrammar(f *testing.F) {
-	for _, s := range []string{"src@k=v.csv", "a%40b@k=x%2Fy", "s@a=1@b=2.json", "x@@", "%2E%2E@k=..", "s@k=v@k=w"} {
+	for _, s := range []string{"src@k=v.csv", "a%40b@k=x%2Fy", "s@a=1@b=2.json", "x@@", "%2E%2E@k=..", "s@k=v@k=w",
+		"ver@version=1.2.csv", "s@k=x%2Ecsv", "s@a=x=y", "s@=1", "naïve@k=é", "%25@%25=%25", ".hidden@k=.", "s@k=%00", "s@k=a%2Fb%3Dc%40d",
+		"", ".", "..", "a/b", "s@k=v.", "s@k=.csv", "sub@bucket=prod", "s@k=v@k2=v2@k3=v3.parquet"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		enc := EncodeName(s)
+		if strings.ContainsAny(enc, "/\x00@") || enc == "." || enc == ".." {
+			t.Fatalf("EncodeName(%q) = %q is not a file name", s, enc)
+		}
+		if back, err := Unescape(enc); err != nil || back != s {
+			t.Fatalf("EncodeName(%q) = %q decodes to %q, %v", s, enc, back, err)
+		}
 		pn, err := ParseName(s)
 		if err != nil {
 			return
 		}
-		again := FormatName(pn.Name, pn.KVs, "")
-		pn2, err := ParseName(again + "@z=1")
-		if err != nil {
-			t.Fatalf("%q formatted as %q which does not parse: %v", s, again, err)
-		}
-		if pn2.Name != pn.Name || !reflect.DeepEqual(pn2.KVs[:len(pn2.KVs)-1], nilIfEmpty(pn.KVs)) {
-			t.Fatalf("%q -> %q -> %q %v", s, again, pn2.Name, pn2.KVs)
+		for _, ext := range []string{"", "csv"} {
+			formatted := FormatName(pn.Name, pn.KVs, ext)
+			if strings.ContainsAny(formatted, "/\x00") || formatted == "." || formatted == ".." {
+				t.Fatalf("%q formats as %q, not a file name", s, formatted)
+			}
+			pn2, err := ParseName(formatted)
+			if err != nil {
+				t.Fatalf("%q formats as %q, which does not parse: %v", s, formatted, err)
+			}
+			wantName := pn.Name
+			want := append([]KV{}, pn.KVs...)
+			if ext != "" {
+				if len(want) == 0 {
+					wantName += "." + ext
+				} else {
+					want[len(want)-1].Value += "." + ext
+					// the extension is split off the raw value
+					raw := pn2.RawLast
+					if !strings.HasSuffix(raw, "."+ext) {
+						t.Fatalf("%q: raw last value %q lacks .%s", formatted, raw, ext)
+					}
+					if v, err := Unescape(strings.TrimSuffix(raw, "."+ext)); err != nil || v != pn.KVs[len(pn.KVs)-1].Value {
+						t.Fatalf("%q: value without the extension is %q, want %q", formatted, v, pn.KVs[len(pn.KVs)-1].Value)
+					}
+				}
+			}
+			if pn2.Name != wantName || !reflect.DeepEqual(nilIfEmpty(pn2.KVs), nilIfEmpty(want)) {
+				t.Fatalf("%q -> %q -> %q %v, want %q %v", s, formatted, pn2.Name, pn2.KVs, wantName, want)
+			}
+			if ext == "" {
+				if again := FormatName(pn2.Name, pn2.KVs, ""); again != formatted {
+					t.Fatalf("format is not stable: %q -> %q -> %q", s, formatted, again)
+				}
+			}
 		}
 	})
 }

@@ -25,6 +25,18 @@ type listing struct {
 	order []Node
 	// problems are what errors.txt adds to the catalog's load errors.
 	problems []string
+	// took is how long the listing took to build.
+	took time.Duration
+}
+
+// ttl is how long a listing is reused: the FS's TTL, but at least four
+// times what it took to build, so that a catalog of tens of thousands of
+// sources is not rebuilt on every lookup.
+func (l *listing) ttl(base time.Duration) time.Duration {
+	if l.took > 250*time.Millisecond && 4*l.took > base {
+		return 4 * l.took
+	}
+	return base
 }
 
 // catalogDir is a catalog: the root, or a nested catalog entry reached
@@ -65,7 +77,7 @@ func (d *catalogDir) listing(ctx context.Context) (*View, *listing, error) {
 	f.mu.Lock()
 	l := f.listings[v.Ident]
 	f.mu.Unlock()
-	if l != nil && l.cat == v.Cat && time.Since(l.at) < f.TTL {
+	if l != nil && l.cat == v.Cat && time.Since(l.at) < l.ttl(f.TTL) {
 		return v, l, nil
 	}
 	// Concurrent first lookups in one directory build its listing once.
@@ -124,19 +136,24 @@ func (d *catalogDir) Lookup(ctx context.Context, name string) (Node, error) {
 		}
 		return sub, nil
 	}
-	return d.fs.lookupSource(ctx, v, e, name, pn.KVs)
+	return d.fs.lookupSource(ctx, v, e, name, pn)
 }
 
 // lookupSource resolves src@k=v[.ext]: with the extension it is the data,
 // without it the source's directory. A value may hold dots, so the suffix
-// is an extension only when it is the one the source has for those values.
-func (f *FS) lookupSource(ctx context.Context, v *View, e *Entry, name string, kvs []KV) (Node, error) {
-	last := kvs[len(kvs)-1].Value
-	if i := strings.LastIndexByte(last, '.'); i >= 0 {
+// is an extension only when it is the one the source has for those values;
+// a dot written %2E is never one.
+func (f *FS) lookupSource(ctx context.Context, v *View, e *Entry, name string, pn ParsedName) (Node, error) {
+	kvs := pn.KVs
+	if i := strings.LastIndexByte(pn.RawLast, '.'); i >= 0 {
 		try := append([]KV(nil), kvs...)
-		try[len(try)-1].Value = last[:i]
-		ext := last[i+1:]
+		last, uerr := Unescape(pn.RawLast[:i])
+		try[len(try)-1].Value = last
+		ext := pn.RawLast[i+1:]
 		user, err := f.userValues(v, e, try)
+		if uerr != nil {
+			err = uerr
+		}
 		var r *Rendered
 		if err == nil {
 			r, err = f.Env.Render(v, e, user)
@@ -200,7 +217,8 @@ func (f *FS) userValues(v *View, e *Entry, kvs []KV) (map[string]any, error) {
 }
 
 func (f *FS) buildListing(ctx context.Context, v *View) *listing {
-	l := &listing{cat: v.Cat, at: time.Now(), names: map[string]Node{}}
+	start := time.Now()
+	l := &listing{cat: v.Cat, at: start, names: map[string]Node{}}
 	add := func(n Node, what string) {
 		if prev, dup := l.names[n.Name()]; dup {
 			_ = prev
@@ -240,6 +258,10 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 		}(i, e)
 	}
 	wg.Wait()
+	// stamped when done: a build that takes longer than the TTL must not
+	// be stale on arrival
+	l.at = time.Now()
+	l.took = l.at.Sub(start)
 	for _, b := range results {
 		l.problems = append(l.problems, b.problems...)
 		for _, n := range b.nodes {
@@ -273,6 +295,13 @@ func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) ([
 	}
 	def := f.dataNode(ctx, v, e, shown+"."+dataExt(r), r, nil)
 	nodes = append(nodes, def)
+	var problems []string
+	if _, err := f.plan(ctx, r); err != nil {
+		problems = append(problems, fmt.Sprintf("%s: its data: %v", where, err))
+	}
+	if len(def.Name()) > 255 {
+		problems = append(problems, fmt.Sprintf("%s: the name %q is longer than 255 bytes: many tools cannot copy it", where, def.Name()))
+	}
 	vars := f.variants(v, e, r)
 	if _, isFile := def.(*dataFile); !isFile {
 		// a directory of parts: its variants must be planned to be shown
@@ -282,7 +311,7 @@ func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) ([
 			}
 		}
 	}
-	return append(nodes, vars...), nil
+	return append(nodes, vars...), problems
 }
 
 // variants are the data files for the values of parameters with an
@@ -421,9 +450,26 @@ func (d *dataFile) Open(ctx context.Context) (Handle, error) {
 	}
 	pinned := d.pinned(ctx)
 	if pinned == nil || p.Kind != PlanFile || p.identity() != pinned.identity() {
+		d.fs.forget(d.r)
 		return nil, fmt.Errorf("%s: %w", d.name, ErrStale)
 	}
-	return &segHandle{fs: d.fs, plan: pinned, open: map[int]remote.ReaderAtCloser{}}, nil
+	h := &segHandle{fs: d.fs, plan: pinned, open: map[int]remote.ReaderAtCloser{}}
+	// Every part is opened now: an open file then holds the versions it
+	// was planned with, and a part replaced later cannot mix in.
+	for i, s := range pinned.Segments {
+		if s.Obj == nil {
+			continue
+		}
+		if _, err := h.reader(ctx, i); err != nil {
+			h.Close()
+			if errors.Is(err, remote.ErrChanged) || errors.Is(err, remote.ErrNotExist) {
+				d.fs.forget(d.r)
+				return nil, fmt.Errorf("%s: %w (%v)", d.name, ErrStale, err)
+			}
+			return nil, err
+		}
+	}
+	return h, nil
 }
 
 func latest(objs []remote.ObjectInfo, def time.Time) time.Time {

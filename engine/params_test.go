@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestCoerce(t *testing.T) {
@@ -16,7 +18,11 @@ func TestCoerce(t *testing.T) {
 		{"str", nil, "''"},
 		{"int", "42", "42"},
 		{"int", " 7 ", "7"},
-		{"int", "1.5", "ERR:invalid literal for int() with base 10: '1.5'"},
+		// Intake 0.7 reads the string as a literal first: 1.5, then int()
+		{"int", "1.5", "1"},
+		{"int", "abc", "ERR:invalid literal for int() with base 10: 'abc'"},
+		{"int", "0x10", "16"},
+		{"int", "05", "5"}, // 0.7: SyntaxError; intakefs: int('05') as 0.6.6
 		{"int", 2.9, "2"},
 		{"int", nil, "0"},
 		{"float", "1e3", "1000.0"},
@@ -28,14 +34,24 @@ func TestCoerce(t *testing.T) {
 		{"bool", int64(0), "False"},
 		{"list", "[1, 'a']", "[1, 'a']"},
 		{"list", "(1, 2)", "[1, 2]"},
-		{"list", "abc", "ERR:Failed to coerce string to list"},
+		{"list", "abc", "['a', 'b', 'c']"}, // Python's list('abc')
+		{"list", "1, 2", "[1, 2]"},
+		{"list", 5, "ERR:'int' object is not iterable"},
 		{"tuple", "(10, 20)", "(10, 20)"},
 		{"tuple", []any{int64(1)}, "(1,)"},
 		{"dict", "{'a': 1}", "{'a': 1}"},
 		{"mlist", "['a']", "['a']"},
-		{"list[int]", []any{"1", "2"}, "[1, 2]"},
+		// a value already of the outer type is kept as it is (Intake)
+		{"list[int]", []any{"1", "2"}, "['1', '2']"},
+		{"list[int]", `["1", "2"]`, "[1, 2]"},
+		{"dict", "abc", "ERR:dictionary update sequence element #0 has length 1; 2 is required"},
+		{"bool", "False", "False"},
+		{"bool", "[]", "False"},
+		{"other", "[1]", "[1]"},
 		{"datetime", "2020-01-02", "Timestamp('2020-01-02 00:00:00')"},
-		{"datetime", "2020-01-02T03:04:05Z", "Timestamp('2020-01-02 03:04:05')"},
+		{"datetime", "2020-01-02T03:04:05Z", "Timestamp('2020-01-02 03:04:05+00:00')"},
+		{"datetime", "2020-01-02T03:04:05", "Timestamp('2020-01-02 03:04:05')"},
+		{"datetime", "2020-13-01", "ERR:month must be in 1..12"},
 		{"datetime", int64(0), "Timestamp('1970-01-01 00:00:00')"},
 		{"datetime", "garbage", "ERR:Unknown string format"},
 	}
@@ -110,7 +126,8 @@ func TestDatetimeNow(t *testing.T) {
 	now = func() time.Time { return fixed }
 	defer func() { now = time.Now }()
 	p := &Param{Name: "d", Type: "datetime"}
-	if v, _ := p.Coerce("today"); pyStr(v) != "2024-05-06 00:00:00" {
+	// pandas: "today" is the current local time, not midnight
+	if v, _ := p.Coerce("today"); pyStr(v) != "2024-05-06 07:08:09" {
 		t.Errorf("today: %v", pyStr(v))
 	}
 	if v, _ := p.Coerce("now"); pyStr(v) != "2024-05-06 07:08:09" {
@@ -130,4 +147,77 @@ func TestPyRepr(t *testing.T) {
 			t.Errorf("pyRepr(%#v) = %s, want %s", c.v, got, c.want)
 		}
 	}
+}
+
+// FuzzParseLiteral: reading a Python literal never panics, and what it
+// reads prints (as Python's repr) to a literal that reads back equal.
+func FuzzParseLiteral(f *testing.F) {
+	for _, s := range []string{"[1, 'a', (2,), {'k': None}]", "(10, 20)", "1_000", "0x1F", "-1.5e-3", "'it\\'s'", `"a" 'b'`,
+		"{1, 2}", "1, 2", "05", "1e", "[1, 2", "True", "nan", "{'a': [1, {'b': ()}]}", "r'\\d'", "'''x'''", "  7"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return // a Python str is text; FUSE names that are not UTF-8 never reach Python
+		}
+		v, err := parseLiteral(s)
+		if err != nil || hasNonFinite(v) {
+			return
+		}
+		r := pyRepr(v)
+		back, err := parseLiteral(r)
+		if err != nil || !pyEqual(v, back) {
+			t.Fatalf("%q reads as %s, which reads back as %s (%v)", s, r, pyRepr(back), err)
+		}
+	})
+}
+
+func hasNonFinite(v any) bool {
+	switch x := v.(type) {
+	case float64:
+		return math.IsNaN(x) || math.IsInf(x, 0)
+	case []any:
+		for _, e := range x {
+			if hasNonFinite(e) {
+				return true
+			}
+		}
+	case tuple:
+		return hasNonFinite([]any(x))
+	case map[string]any:
+		for _, e := range x {
+			if hasNonFinite(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// FuzzFromPath: a value from a path, for every parameter type, is either
+// refused with a ParamError or gives a value of the parameter's type.
+func FuzzFromPath(f *testing.F) {
+	for _, s := range []string{"5", "a,b", "[1, 2]", "(1,)", "{'a': 1}", "{a: 1}", "true", "2020-01-02T03:04:05Z", "", "1.5", "x%y", "[a, b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, typ := range append(ParamTypes, "list[int]", "dict[str]") {
+			p := &Param{Name: "p", Type: typ}
+			v, err := p.FromPath(s)
+			if err != nil {
+				if !isParamErr(err) {
+					t.Fatalf("%s %q: %T %v", typ, s, err, err)
+				}
+				continue
+			}
+			base, _ := p.baseType()
+			want := map[string]string{"unicode": "str", "mlist": "list"}[base]
+			if want == "" {
+				want = base
+			}
+			if got := pyTypeName(v); base != "other" && got != want {
+				t.Fatalf("%s %q: got a %s (%s)", typ, s, got, pyRepr(v))
+			}
+		}
+	})
 }

@@ -1,60 +1,13 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// Intake renders parameter values into templates with Python's str(), and
-// catalog authors rely on its spelling ("1.0", "True", "['a', 'b']"). These
-// named types carry that spelling through pongo2, which consults
-// fmt.Stringer before its own formatting, while keeping the reflect kind so
-// that comparisons and loops in templates still work.
-type (
-	pyFloat float64
-	pyList  []any
-	pyTuple []any
-	pyDict  map[string]any
-	pyTime  time.Time
-)
-
-func (f pyFloat) String() string { return pyFloatRepr(float64(f)) }
-func (l pyList) String() string  { return pyRepr([]any(l)) }
-func (t pyTuple) String() string { return pyRepr(t) }
-func (d pyDict) String() string  { return pyRepr(map[string]any(d)) }
-func (t pyTime) String() string  { return pyStr(time.Time(t)) }
-
-// toTemplate wraps a typed parameter value for the template context.
-func toTemplate(v any) any {
-	switch x := v.(type) {
-	case float64:
-		return pyFloat(x)
-	case []any:
-		out := make(pyList, len(x))
-		for i, e := range x {
-			out[i] = toTemplate(e)
-		}
-		return out
-	case tuple:
-		out := make(pyTuple, len(x))
-		for i, e := range x {
-			out[i] = toTemplate(e)
-		}
-		return out
-	case map[string]any:
-		out := make(pyDict, len(x))
-		for k, e := range x {
-			out[k] = toTemplate(e)
-		}
-		return out
-	case time.Time:
-		return pyTime(x)
-	}
-	return v
-}
 
 // tuple is the Go form of a Python tuple parameter value.
 type tuple []any
@@ -67,12 +20,47 @@ func pyStr(v any) string {
 	case string:
 		return x
 	case time.Time:
-		if x.Nanosecond() != 0 {
-			return x.Format("2006-01-02 15:04:05.999999999")
-		}
-		return x.Format("2006-01-02 15:04:05")
+		return pyTimeStr(x)
 	}
 	return pyRepr(v)
+}
+
+// Python has three kinds of time values a catalog meets: dates
+// (datetime.date, from a YAML date), naive datetimes and timezone-aware
+// ones (pandas Timestamps, YAML timestamps). They are time.Time here,
+// told apart by their Location.
+var (
+	dateLoc  = time.FixedZone("date", 0)
+	naiveLoc = time.FixedZone("naive", 0)
+)
+
+func pyDate(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, dateLoc) }
+
+// naive drops t's zone, keeping its wall clock.
+func naive(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), naiveLoc)
+}
+
+func isDate(t time.Time) bool  { return t.Location() == dateLoc }
+func tzAware(t time.Time) bool { l := t.Location(); return l != dateLoc && l != naiveLoc }
+
+// pyTimeStr is str() of a date, a datetime or a pandas Timestamp.
+func pyTimeStr(t time.Time) string {
+	if isDate(t) {
+		return t.Format("2006-01-02")
+	}
+	s := t.Format("2006-01-02 15:04:05")
+	if ns := t.Nanosecond(); ns != 0 {
+		if ns%1000 == 0 {
+			s += fmt.Sprintf(".%06d", ns/1000)
+		} else {
+			s += fmt.Sprintf(".%09d", ns)
+		}
+	}
+	if tzAware(t) {
+		s += t.Format("-07:00")
+	}
+	return s
 }
 
 // pyRepr is Python's repr(v) for the value kinds a catalog can hold.
@@ -91,28 +79,21 @@ func pyRepr(v any) string {
 		return strconv.FormatInt(x, 10)
 	case float64:
 		return pyFloatRepr(x)
-	case pyFloat:
-		return pyFloatRepr(float64(x))
 	case string:
 		return pyQuote(x)
 	case time.Time:
+		if isDate(x) {
+			return fmt.Sprintf("datetime.date(%d, %d, %d)", x.Year(), int(x.Month()), x.Day())
+		}
 		return "Timestamp('" + pyStr(x) + "')"
-	case pyTime:
-		return "Timestamp('" + pyStr(time.Time(x)) + "')"
 	case []any:
-		return "[" + joinRepr(x) + "]"
-	case pyList:
 		return "[" + joinRepr(x) + "]"
 	case tuple:
 		if len(x) == 1 {
 			return "(" + pyRepr(x[0]) + ",)"
 		}
 		return "(" + joinRepr(x) + ")"
-	case pyTuple:
-		return pyRepr(tuple(x))
 	case map[string]any:
-		return dictRepr(x)
-	case pyDict:
 		return dictRepr(x)
 	}
 	return strings.TrimSpace(strings.ReplaceAll(stringify(v), "\n", " "))

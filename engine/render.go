@@ -117,21 +117,13 @@ func (env *Env) Render(v *View, e *Entry, user map[string]any) (*Rendered, error
 	}
 	md := copyMap(e.Metadata)
 	md["catalog_dir"] = dirWithSlash(e.CatalogDir)
+	if len(e.Cache) > 0 {
+		// Intake puts the entry's cache block in the metadata
+		md["cache"] = e.Cache
+	}
 	args := map[string]any{"metadata": md}
 	for k, a := range e.Args {
 		args[k] = a
-	}
-	if d, ok := e.DriverRaw.(map[string]any); ok {
-		// Intake adds the chosen (first) named driver's own args.
-		if first := firstDriverName(e); first != "" {
-			if spec, ok := d[first].(map[string]any); ok {
-				if extra, ok := spec["args"].(map[string]any); ok {
-					for k, a := range extra {
-						args[k] = a
-					}
-				}
-			}
-		}
 	}
 	inheritOptions(e, args)
 	ctx := make(map[string]any, len(args)+len(params)+1)
@@ -175,6 +167,22 @@ func (env *Env) Render(v *View, e *Entry, user map[string]any) (*Rendered, error
 			}
 			out[p.Name] = c
 		}
+	}
+	if d, ok := e.DriverRaw.(map[string]any); ok {
+		// Intake adds the chosen (first) named driver's own args after
+		// rendering: they are used as written.
+		if first := firstDriverName(e); first != "" {
+			if spec, ok := d[first].(map[string]any); ok {
+				if extra, ok := spec["args"].(map[string]any); ok {
+					for k, a := range extra {
+						out[k] = a
+					}
+				}
+			}
+		}
+	}
+	if err := env.checkPathSafety(e, args, ctx, out, params, user); err != nil {
+		return nil, err
 	}
 	rmd, _ := out["metadata"].(map[string]any)
 	delete(out, "metadata")

@@ -10,12 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/flosch/pongo2/v6"
 )
-
-// Jinja2, as Intake uses it, does not escape HTML; pongo2 does by default.
-func init() { pongo2.SetAutoescape(false) }
 
 // ShellFlag is the mount flag that allows shell() and client_shell().
 const ShellFlag = "--allow-shell"
@@ -61,85 +56,115 @@ func (e *Env) shell(cmdline string) (string, error) {
 }
 
 // templateCache holds compiled templates by source text: catalogs repeat
-// the same few templates across thousands of sources.
-var templateCache sync.Map // string -> *pongo2.Template
+// the same few templates across thousands of sources. Only catalog text
+// is ever compiled (a value from a path is never a template), so the
+// cache is bounded by the catalogs' size.
+var templateCache sync.Map // string -> *jTemplate or error
 
-// compileMu serialises pongo2.FromString.
-var compileMu sync.Mutex
-
-var bareCall = regexp.MustCompile(`\b(env|client_env|shell|client_shell)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)`)
-
-// Render expands one string as Intake's jinja2 rendering does: undefined
-// names are empty, the env/shell functions are available, one trailing
-// newline is dropped (jinja2's keep_trailing_newline=False).
-func (e *Env) RenderString(s string, ctx map[string]any) (string, error) {
-	if !strings.Contains(s, "{") {
-		return strings.TrimSuffix(s, "\n"), nil
-	}
-	// jinja2 passes an undefined bare name (env(USER)) by its name.
-	src := bareCall.ReplaceAllStringFunc(s, func(m string) string {
-		sub := bareCall.FindStringSubmatch(m)
-		if _, defined := ctx[sub[2]]; defined {
-			return m
+func compileTemplate(s string) (*jTemplate, error) {
+	if t, ok := templateCache.Load(s); ok {
+		if err, isErr := t.(error); isErr {
+			return nil, err
 		}
-		return sub[1] + `("` + sub[2] + `")`
-	})
-	var tpl *pongo2.Template
-	if t, ok := templateCache.Load(src); ok {
-		tpl = t.(*pongo2.Template)
-	} else {
-		// pongo2's default template set is not safe for concurrent
-		// compiles; executing compiled templates is.
-		compileMu.Lock()
-		t, err := pongo2.FromString(src)
-		compileMu.Unlock()
-		if err != nil {
-			return "", fmt.Errorf("template %q: %v", s, cleanPongoErr(err))
-		}
-		templateCache.Store(src, t)
-		tpl = t
+		return t.(*jTemplate), nil
 	}
-	pc := pongo2.Context{}
-	for k, v := range ctx {
-		pc[k] = toTemplate(v)
-	}
-	var shellErr error
-	env := func(name string, def ...string) string {
-		d := ""
-		if len(def) > 0 {
-			d = def[0]
-		}
-		return e.getenv(name, d)
-	}
-	shell := func(cmd string) string {
-		out, err := e.shell(cmd)
-		if err != nil {
-			shellErr = err
-		}
-		return out
-	}
-	pc["env"] = env
-	pc["client_env"] = env
-	pc["shell"] = shell
-	pc["client_shell"] = shell
-	out, err := tpl.Execute(pc)
-	if shellErr != nil {
-		return "", shellErr
-	}
+	t, err := jCompile(s)
 	if err != nil {
-		return "", fmt.Errorf("template %q: %v", s, cleanPongoErr(err))
+		templateCache.Store(s, err)
+		return nil, err
 	}
-	return strings.TrimSuffix(out, "\n"), nil
+	templateCache.Store(s, t)
+	return t, nil
 }
 
-func cleanPongoErr(err error) string {
-	var pe *pongo2.Error
-	if errors.As(err, &pe) {
-		if pe.OrigError != nil {
-			return pe.OrigError.Error()
-		}
+// RenderString expands one string as Intake's jinja2 rendering does
+// (see jinja_lex.go): undefined names are empty, env()/client_env()/
+// shell()/client_shell() are available (a bare undefined name is passed
+// by its name, as jinja2 passes an Undefined), line endings become \n
+// and one trailing newline is dropped (keep_trailing_newline=False).
+func (e *Env) RenderString(s string, ctx map[string]any) (string, error) {
+	if !strings.Contains(s, "{") {
+		return normalizeNewlines(s), nil
 	}
-	return err.Error()
+	tpl, err := compileTemplate(s)
+	if err != nil {
+		return "", fmt.Errorf("template %q: %w", s, err)
+	}
+	nameOf := func(v any) string {
+		if u, ok := v.(*jUndefined); ok {
+			return u.name
+		}
+		return jStr(v)
+	}
+	env := jFunc(func(pos []any, kw map[string]any) (any, error) {
+		if len(pos) < 1 {
+			return nil, jErr("TypeError", "_j_getenv() missing 1 required positional argument: 'x'")
+		}
+		def := ""
+		if d := jArg(pos, kw, 1, "default", nil); d != nil {
+			def = nameOf(d)
+		}
+		return e.getenv(nameOf(pos[0]), def), nil
+	})
+	shell := jFunc(func(pos []any, kw map[string]any) (any, error) {
+		if len(pos) < 1 {
+			return nil, jErr("TypeError", "_j_getshell() missing 1 required positional argument: 'x'")
+		}
+		return e.shell(nameOf(pos[0]))
+	})
+	globals := map[string]any{
+		"env": env, "client_env": env, "shell": shell, "client_shell": shell,
+		"range": jFunc(jRange),
+		"dict": jFunc(func(pos []any, kw map[string]any) (any, error) {
+			out := map[string]any{}
+			for k, v := range kw {
+				out[k] = v
+			}
+			return out, nil
+		}),
+	}
+	out, err := tpl.Render(ctx, globals)
+	if errors.Is(err, ErrShellDisabled) {
+		return "", ErrShellDisabled
+	}
+	if err != nil {
+		return "", fmt.Errorf("template %q: %w", s, err)
+	}
+	return out, nil
+}
+
+// jRange is Python's range(), as a list.
+func jRange(pos []any, kw map[string]any) (any, error) {
+	ints := make([]int64, len(pos))
+	for i, p := range pos {
+		n, _, k, ok := jNum(p)
+		if !ok || k != 1 {
+			return nil, jErr("TypeError", "'%s' object cannot be interpreted as an integer", jTypeName(p))
+		}
+		ints[i] = n
+	}
+	var start, stop, step int64 = 0, 0, 1
+	switch len(ints) {
+	case 1:
+		stop = ints[0]
+	case 2:
+		start, stop = ints[0], ints[1]
+	case 3:
+		start, stop, step = ints[0], ints[1], ints[2]
+	default:
+		return nil, jErr("TypeError", "range expected at most 3 arguments, got %d", len(ints))
+	}
+	if step == 0 {
+		return nil, jErr("ValueError", "range() arg 3 must not be zero")
+	}
+	out := []any{}
+	for i := start; (step > 0 && i < stop) || (step < 0 && i > stop); i += step {
+		if len(out) >= 100000 {
+			return nil, jErr("OverflowError", "range too large for a template (intakefs allows 100000 items)")
+		}
+		out = append(out, i)
+	}
+	return out, nil
 }
 
 var (
@@ -150,21 +175,31 @@ var (
 )
 
 // ExpandDefault applies Intake's expand_defaults to a string default:
-// env(NAME), client_env(NAME), shell(cmd), client_shell(cmd). There is no
+// env(NAME), client_env(NAME), shell(cmd), client_shell(cmd), each applied
+// in turn to what the previous one left, as Intake does. There is no
 // client-server split in intakefs, so the client_ forms read the daemon's
-// environment too (SPEC §3).
+// environment too (SPEC §3; Intake leaves them unexpanded outside a
+// client).
 func (e *Env) ExpandDefault(s string) (string, error) {
 	if m := reEnv.FindStringSubmatch(s); m != nil {
-		return e.getenv(m[1], m[2]), nil
+		s = e.getenv(m[1], m[2])
 	}
 	if m := reClientEnv.FindStringSubmatch(s); m != nil {
-		return e.getenv(m[1], ""), nil
+		s = e.getenv(m[1], "")
 	}
 	if m := reShell.FindStringSubmatch(s); m != nil {
-		return e.shell(m[1])
+		out, err := e.shell(m[1])
+		if err != nil {
+			return "", err
+		}
+		s = out
 	}
 	if m := reClientShell.FindStringSubmatch(s); m != nil {
-		return e.shell(m[1])
+		out, err := e.shell(m[1])
+		if err != nil {
+			return "", err
+		}
+		s = out
 	}
 	return s, nil
 }

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func testEnv(vars map[string]string) *Env {
@@ -57,15 +59,49 @@ func TestExpandDefault(t *testing.T) {
 	}
 }
 
+// FuzzRender: rendering any text never panics (the engine's recover is
+// off here so that a panic is seen), never runs away (steps and output are
+// bounded), is deterministic, and leaves text without "{" as it is
+// (newlines normalised, one trailing newline dropped, as jinja2 does).
 func FuzzRender(f *testing.F) {
-	for _, s := range []string{"{{ x }}", "{% if x %}a{% endif %}", "{{ env(USER) }}", "{{", "}}{%", "{{ x|upper }}"} {
+	for _, s := range []string{"{{ x }}", "{% if x %}a{% endif %}", "{{ env(USER) }}", "{{", "}}{%", "{{ x|upper }}",
+		"{{ CATALOG_DIR }}/data/{{ x }}.csv", "{% for i in l %}{{ loop.index }}{{ i }}{% else %}-{% endfor %}",
+		"{{ n * 2 + f }} {{ n // 0 }}", "{{ d.k }} {{ d['k'] }} {{ d.nope.x }}", "{{ [1, 'a', (2,), {'k': none}] }}",
+		"{{ l|join(', ')|default('x', true) }}", "{%- set a, b = 1, 2 -%} {{ a ~ b }}", "{% raw %}{{ x }}{% endraw %}",
+		"{# c #}x\r\ny\n", "{{ '%s-%05.2f'|format(x, f) }}", "{{ x if b else 'no' }}", "{{ 1e308 * 10 }} {{ -9223372036854775807 - 2 }}",
+		"{{ 2 ** 64 }}", "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}", "{{ 'x' * 99999999 }}",
+		"{{ dt.year }} {{ dt.strftime('%Y') }} {{ t[0] }} {{ t[1:] }}", "{% if %}", "{{ x }", "{{ ((((((((((1)))))))))) }}",
+		"{{ s.split(',')|map('upper')|list }}", "{{ x is defined and x is string }}", "{{ nothere.attr }}"} {
 		f.Add(s)
 	}
 	env := testEnv(map[string]string{"USER": "u"})
+	ctx := map[string]any{"x": "v", "n": int64(3), "f": 1.5, "b": true, "none": nil, "s": "a,b",
+		"l": []any{int64(1), "a", 2.5}, "d": map[string]any{"k": []any{int64(1)}}, "t": tuple{int64(1), "x"},
+		"dt": time.Date(2020, 1, 2, 3, 4, 5, 0, naiveLoc), "CATALOG_DIR": "/c/"}
+	jRecover = false
+	defer func() { jRecover = true }()
 	f.Fuzz(func(t *testing.T, s string) {
-		out, err := env.RenderString(s, map[string]any{"x": "v"})
-		if err == nil && !strings.Contains(s, "{") && out != strings.TrimSuffix(s, "\n") {
+		start := time.Now()
+		out, err := env.RenderString(s, ctx)
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("rendering %q took %v", s, d)
+		}
+		if err != nil {
+			var se *jSyntaxError
+			var re *jRuntimeError
+			if !errors.As(err, &se) && !errors.As(err, &re) && !errors.Is(err, ErrShellDisabled) {
+				t.Fatalf("%q: unexpected kind of error %T: %v", s, err, err)
+			}
+			return
+		}
+		if len(out) > jMaxOutput+jMaxItems*8 {
+			t.Fatalf("%q: output of %d bytes", s, len(out))
+		}
+		if !strings.Contains(s, "{") && out != normalizeNewlines(s) {
 			t.Fatalf("plain text changed: %q -> %q", s, out)
+		}
+		if again, err := env.RenderString(s, ctx); err != nil || again != out {
+			t.Fatalf("%q renders as %q, then as %q (%v)", s, out, again, err)
 		}
 	})
 }

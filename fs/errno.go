@@ -28,8 +28,12 @@ func toErrno(log *slog.Logger, op, name string, err error) syscall.Errno {
 	case errors.Is(err, iofs.ErrNotExist):
 		log.Debug("not found", "op", op, "name", name, "reason", err.Error())
 		return syscall.ENOENT
-	case errors.Is(err, engine.ErrStale):
+	case errors.Is(err, engine.ErrStale), errors.Is(err, remote.ErrChanged):
+		log.Info("data changed since lookup", "op", op, "name", name, "reason", err.Error())
 		return syscall.ESTALE
+	case errors.Is(err, remote.ErrNotSupported):
+		log.Warn("not supported", "op", op, "name", name, "reason", err.Error())
+		return syscall.EOPNOTSUPP
 	case errors.Is(err, engine.ErrNoData):
 		return syscall.ENOENT
 	case errors.Is(err, iofs.ErrPermission), errors.Is(err, engine.ErrShellDisabled):

@@ -122,6 +122,17 @@ func (n *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 	return 0
 }
 
+var _ = (gofs.NodeStatfser)((*dirNode)(nil))
+
+// Statfs: a read-only file system with no space of its own; the name
+// length is what tools check.
+func (n *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	out.Bsize = 4096
+	out.Frsize = 4096
+	out.NameLen = 255
+	return 0
+}
+
 var _ = (gofs.NodeOpendirer)((*dirNode)(nil))
 
 func (n *dirNode) Opendir(ctx context.Context) syscall.Errno { return 0 }

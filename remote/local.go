@@ -33,13 +33,41 @@ func (Local) Stat(ctx context.Context, url string) (ObjectInfo, error) {
 	if err != nil {
 		return ObjectInfo{}, mapOSErr(err)
 	}
-	return ObjectInfo{URL: url, Size: fi.Size(), ModTime: fi.ModTime(), IsDir: fi.IsDir()}, nil
+	if err := regularOrDir(p, fi); err != nil {
+		return ObjectInfo{}, err
+	}
+	return localInfo(url, fi), nil
+}
+
+// localInfo: a local file's identity is its inode, size, mtime and ctime,
+// so a file replaced by another with the same size and mtime (cp -p,
+// rsync -t, tar x) is still a new version.
+func localInfo(url string, fi os.FileInfo) ObjectInfo {
+	info := ObjectInfo{URL: url, Size: fi.Size(), ModTime: fi.ModTime(), IsDir: fi.IsDir()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && !fi.IsDir() {
+		info.ETag = fmt.Sprintf("ino:%d:%d:%d:%d.%d:%d.%d", st.Dev, st.Ino, st.Size,
+			st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	return info
+}
+
+// LocalIdentity is the Identity of an open local file, to compare with
+// the one it was planned with.
+func LocalIdentity(url string, fi os.FileInfo) string { return localInfo(url, fi).Identity() }
+
+// regularOrDir refuses FIFOs, devices and sockets: opening or reading
+// one can block forever, and a FUSE request cannot be taken back.
+func regularOrDir(p string, fi os.FileInfo) error {
+	if fi.Mode().IsRegular() || fi.IsDir() {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is not a regular file (%v)", ErrNotSupported, p, fi.Mode().Type())
 }
 
 func (l Local) ReadRange(ctx context.Context, url string, off, length int64) (io.ReadCloser, error) {
-	f, err := os.Open(LocalPath(url))
+	f, err := openRegular(LocalPath(url))
 	if err != nil {
-		return nil, mapOSErr(err)
+		return nil, err
 	}
 	if length < 0 {
 		if _, err := f.Seek(off, io.SeekStart); err != nil {
@@ -67,19 +95,36 @@ func (Local) List(ctx context.Context, url string) ([]ObjectInfo, error) {
 	for _, e := range ents {
 		child := join(url, e.Name())
 		fi, err := os.Stat(filepath.Join(p, e.Name()))
-		if err != nil {
-			continue // vanished or dangling link: not listed
+		if err != nil || regularOrDir(child, fi) != nil {
+			continue // vanished, a dangling link, a FIFO or device: not listed
 		}
-		out = append(out, ObjectInfo{URL: child, Size: fi.Size(), ModTime: fi.ModTime(), IsDir: fi.IsDir()})
+		out = append(out, localInfo(child, fi))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].URL < out[j].URL })
 	return out, nil
 }
 
 func (Local) OpenReaderAt(ctx context.Context, url string) (ReaderAtCloser, error) {
-	f, err := os.Open(LocalPath(url))
+	return openRegular(LocalPath(url))
+}
+
+// openRegular opens without blocking (O_NONBLOCK: a FIFO would wait for a
+// writer) and refuses anything but a regular file.
+func openRegular(p string) (*os.File, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, mapOSErr(err)
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = regularOrDir(p, fi)
+		if err == nil && fi.IsDir() {
+			err = fmt.Errorf("%s is a directory", p)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
 	}
 	return f, nil
 }

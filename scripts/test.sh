@@ -30,3 +30,10 @@ go vet ./...
 
 echo "test: go test -race -count=1 -timeout 30m ./... $*" >&2
 go test -race -count=1 -timeout 30m ./... "$@"
+
+# Each fuzz target for a short while from its seed corpus: no panic, and
+# the round-trip properties hold.
+for target in FuzzNameGrammar FuzzRender FuzzParseLiteral FuzzFromPath FuzzEncodeYAML; do
+	echo "test: go test ./engine -run '^\$' -fuzz '^$target\$' -fuzztime 10s" >&2
+	go test ./engine -run '^$' -fuzz "^$target\$" -fuzztime 10s
+done

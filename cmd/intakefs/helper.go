@@ -150,8 +150,21 @@ func runHelper(args []string) error {
 	if msg == "" {
 		msg = fmt.Sprint(err)
 	}
-	return errors.New(msg)
+	code := 1
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() > 0 {
+		code = ee.ExitCode()
+	}
+	return &exitError{msg: msg, code: code}
 }
+
+// exitError carries the mount process's exit status to the helper's.
+type exitError struct {
+	msg  string
+	code int
+}
+
+func (e *exitError) Error() string { return e.msg }
 
 // notifyReady tells a waiting mount helper that the mount is up, and
 // stops writing to standard error, which was the helper's pipe.

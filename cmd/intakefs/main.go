@@ -40,7 +40,10 @@ func main() {
 
 func exitCode(err error) int {
 	var pe *engine.ParamError
+	var ee *exitError
 	switch {
+	case errors.As(err, &ee):
+		return ee.code
 	case errors.As(err, &pe):
 		return 2
 	case errors.Is(err, fs.ErrNotExist):

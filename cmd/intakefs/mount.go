@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	_ "net/http/pprof"
@@ -31,7 +32,18 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			catalog, mnt := args[0], args[1]
+			// Signals are ours from the start: one that arrives between
+			// the mount appearing and here must unmount, not kill the
+			// process and leave a dead mount behind.
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 			st, err := os.Stat(mnt)
+			if errors.Is(err, syscall.ENOTCONN) {
+				// a FUSE mount whose daemon died: clear it away first
+				fmt.Fprintf(&logOut, "intakefs: %s is a dead mount; detaching it\n", mnt)
+				lazyUnmount(mnt)
+				st, err = os.Stat(mnt)
+			}
 			if err != nil {
 				return fmt.Errorf("mountpoint %s: %w", mnt, unwrapPathErr(err))
 			}
@@ -70,8 +82,6 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 				log.Info("mounted", "catalog", catalog, "mountpoint", mnt)
 			}
 			notifyReady()
-			sigs := make(chan os.Signal, 2)
-			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 			forced := make(chan struct{})
 			go func() {
 				busy := false
