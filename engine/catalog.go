@@ -318,7 +318,7 @@ func parseEntry(key, v *yaml.Node, file, dir string, errf errFunc) *Entry {
 		case "args":
 			m, isMap := nodeValue(val).(map[string]any)
 			if !isMap && val.Tag != "!!null" {
-				errf(val, name, "value '%s' of 'args' is not expected type 'dict'", val.Value)
+				errf(val, name, "value of 'args' is %s, not a dictionary", kindName(val))
 				ok = false
 				continue
 			}

@@ -264,9 +264,13 @@ func paramNames(ps []*Param) string {
 	if len(ps) == 0 {
 		return "no parameters"
 	}
-	names := make([]string, len(ps))
-	for i, p := range ps {
-		names[i] = p.Name
+	seen := map[string]bool{}
+	var names []string
+	for _, p := range ps {
+		if !seen[p.Name] {
+			seen[p.Name] = true
+			names = append(names, p.Name)
+		}
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")

@@ -129,7 +129,8 @@ node scripts/node/query.mjs "
 	LIMIT 5"
 
 if [ -n "${KEEP_MOUNTED:-}" ]; then
-	step "mounted at $MNT; press Ctrl-C to unmount"
+	printf '\ndemo: mounted at %s; press Ctrl-C to unmount\n' "$MNT"
+	trap 'echo; exit 0' INT
 	wait "$PID" || true
 fi
 printf '\ndemo: done; unmounting %s\n' "$MNT"
