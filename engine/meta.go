@@ -175,27 +175,36 @@ func DescribeSource(r *Rendered) ([]byte, error) {
 // (a value from a path is never expanded) from Intake rendering them a
 // second time when it reads describe.yaml.
 func rawTemplates(v any) any {
-	switch x := v.(type) {
-	case string:
-		if !strings.Contains(x, "{{") && !strings.Contains(x, "{%") && !strings.Contains(x, "{#") {
-			return x
+	return mapLeaves(v, func(leaf any) any {
+		x, ok := leaf.(string)
+		if !ok || (!strings.Contains(x, "{{") && !strings.Contains(x, "{%") && !strings.Contains(x, "{#")) {
+			return leaf
 		}
 		const end = "{% endraw %}"
 		return "{% raw %}" + strings.ReplaceAll(x, end, end+"{{ '"+end+"' }}{% raw %}") + end
+	})
+}
+
+// mapLeaves copies a tree of maps, lists and tuples (as lists), applying
+// leaf to everything else.
+func mapLeaves(v any, leaf func(any) any) any {
+	switch x := v.(type) {
+	case tuple:
+		return mapLeaves([]any(x), leaf)
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = rawTemplates(e)
+			out[i] = mapLeaves(e, leaf)
 		}
 		return out
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[k] = rawTemplates(e)
+			out[k] = mapLeaves(e, leaf)
 		}
 		return out
 	}
-	return v
+	return leaf(v)
 }
 
 func describeParams(ps []*Param, values map[string]any) map[string]any {
@@ -225,25 +234,7 @@ func describeParams(ps []*Param, values map[string]any) map[string]any {
 }
 
 // yamlSafe turns typed values into what yaml and json encode plainly.
-func yamlSafe(v any) any {
-	switch x := v.(type) {
-	case tuple:
-		return yamlSafe([]any(x))
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = yamlSafe(e)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = yamlSafe(e)
-		}
-		return out
-	}
-	return v
-}
+func yamlSafe(v any) any { return mapLeaves(v, func(leaf any) any { return leaf }) }
 
 // redact hides secrets in args and metadata, with the rules the remote
 // package applies to storage_options and URLs everywhere: values of keys
@@ -279,29 +270,17 @@ func toJSON(v any) ([]byte, error) {
 // jsonSafe maps what JSON cannot hold: NaN and infinities become null,
 // times ISO 8601 strings.
 func jsonSafe(v any) any {
-	switch x := v.(type) {
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil
+	return mapLeaves(v, func(leaf any) any {
+		switch x := leaf.(type) {
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return nil
+			}
+		case time.Time:
+			return x.Format(time.RFC3339Nano)
 		}
-	case time.Time:
-		return x.Format(time.RFC3339Nano)
-	case tuple:
-		return jsonSafe([]any(x))
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = jsonSafe(e)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = jsonSafe(e)
-		}
-		return out
-	}
-	return v
+		return leaf
+	})
 }
 
 // bytesFile is a small generated file.
