@@ -47,13 +47,37 @@ func (e *Env) shell(cmdline string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.ShellTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, args[0], args[1:]...).Output()
-	if err != nil {
-		// Intake turns a failing command into the empty string.
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	out := &limitedBuffer{max: maxShellOutput}
+	cmd.Stdout = out
+	if err := cmd.Run(); err != nil || out.over {
+		// Intake turns a failing command into the empty string; one that
+		// writes more than a value can sensibly be is treated the same
 		return "", nil
 	}
-	return strings.TrimRight(string(out), " \t\r\n"), nil
+	return strings.TrimRight(out.b.String(), " \t\r\n"), nil
 }
+
+// maxShellOutput bounds what a shell() command may print.
+const maxShellOutput = 1 << 20
+
+// limitedBuffer keeps at most max bytes and notes that there was more.
+type limitedBuffer struct {
+	b    strings.Builder
+	max  int
+	over bool
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if l.b.Len()+len(p) > l.max {
+		l.over = true
+		return 0, errShellOutput
+	}
+	l.b.Write(p)
+	return len(p), nil
+}
+
+var errShellOutput = errors.New("shell() output too large")
 
 // templateCache holds compiled templates by source text: catalogs repeat
 // the same few templates across thousands of sources. Only catalog text

@@ -105,3 +105,17 @@ func FuzzRender(f *testing.F) {
 		}
 	})
 }
+
+// A shell() command that prints without end is cut off and counts as a
+// failure (empty), rather than filling the daemon's memory.
+func TestShellOutputBounded(t *testing.T) {
+	env := testEnv(nil)
+	env.AllowShell = true
+	got, err := env.ExpandDefault("shell(head -c 5000000 /dev/zero)")
+	if err != nil || got != "" {
+		t.Fatalf("got %d bytes, %v; want the empty string", len(got), err)
+	}
+	if got, _ := env.ExpandDefault("shell(echo small)"); got != "small" {
+		t.Fatalf("small output: %q", got)
+	}
+}
