@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
@@ -77,6 +78,7 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 				}
 				defer stop()
 			}
+			raiseReadahead(mnt, log)
 			fmt.Fprintf(&logOut, "mounted %s at %s\n", catalog, mnt)
 			if g.logFile != "" {
 				log.Info("mounted", "catalog", catalog, "mountpoint", mnt)
@@ -155,5 +157,21 @@ func lazyUnmount(mnt string) {
 		if err := exec.Command(prog, "-u", "-z", mnt).Run(); err == nil {
 			return
 		}
+	}
+}
+
+// raiseReadahead sets the mount's kernel readahead to 1 MiB: FUSE mounts
+// start at 128 KiB, which the daemon cannot raise through the protocol,
+// and sequential readers then arrive as 128 KiB requests. Only root may
+// write it; elsewhere the default stays.
+func raiseReadahead(mnt string, log *slog.Logger) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(mnt, &st); err != nil {
+		return
+	}
+	major, minor := (st.Dev>>8)&0xfff, (st.Dev&0xff)|((st.Dev>>12)&0xfff00)
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", major, minor)
+	if err := os.WriteFile(p, []byte("1024"), 0o644); err != nil {
+		log.Debug("kernel readahead left at its default", "file", p, "reason", err.Error())
 	}
 }
