@@ -8,25 +8,17 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/intakefs/intakefs/internal/flock"
 )
 
-// lockFile takes an exclusive, non-blocking flock(2) on f. The lock goes
-// away with the process, so a crashed daemon never leaves a stale lock.
+// lockFile takes an exclusive, non-blocking lock on f (see flock).
 func lockFile(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) {
-		ferr = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB)
-	}); err != nil {
-		return err
-	}
-	if errors.Is(ferr, unix.EWOULDBLOCK) {
+	err := flock.TryLock(f)
+	if errors.Is(err, flock.ErrHeld) {
 		return errLockHeld
 	}
-	return ferr
+	return err
 }
 
 // statfsFree is the space an unprivileged writer may still use on the
