@@ -45,7 +45,9 @@ as_root() {
 }
 
 # ---------------------------------------------------------------- apt
-APT_PACKAGES=(python3-intake python3-pandas fuse3)
+# The decompression tests make their inputs with the standard tools; the
+# remote benchmark (scripts/bench_issue5.sh) installs rclone and s3fs itself.
+APT_PACKAGES=(python3-intake python3-pandas fuse3 gzip bzip2 xz-utils zstd lz4 zip tar util-linux)
 # node and npm come with the machine; install Debian's only if missing.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
