@@ -18,16 +18,8 @@
 # end, mounts included, also on failure or Ctrl-C.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-
-INTAKEFS="${INTAKEFS:-$ROOT/bin/intakefs}"
-if [ ! -x "$INTAKEFS" ]; then
-	echo "bench: building $INTAKEFS" >&2
-	mkdir -p "$(dirname "$INTAKEFS")"
-	go build -o "$INTAKEFS" ./cmd/intakefs
-fi
-[ -e /dev/fuse ] || { echo "bench: /dev/fuse is missing: cannot mount" >&2; exit 1; }
+# shellcheck source=scripts/bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench/common.sh"
 
 N_CATS=100
 N_SOURCES=100
@@ -66,7 +58,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 CACHE_FLAG=()

@@ -25,16 +25,8 @@
 # Everything is generated under a temporary directory, removed at the end.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-
-INTAKEFS="${INTAKEFS:-$ROOT/bin/intakefs}"
-if [ ! -x "$INTAKEFS" ]; then
-	echo "bench: building $INTAKEFS" >&2
-	mkdir -p "$(dirname "$INTAKEFS")"
-	go build -o "$INTAKEFS" ./cmd/intakefs
-fi
-[ -e /dev/fuse ] || { echo "bench: /dev/fuse is missing: cannot mount" >&2; exit 1; }
+# shellcheck source=scripts/bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench/common.sh"
 PY="$(command -v python3 || true)"
 [ -n "$PY" ] || { echo "bench: python3 is needed for the stat loop" >&2; exit 1; }
 
