@@ -8,8 +8,10 @@ import (
 	"io"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
+	"github.com/intakefs/intakefs/cache/decomp"
 	"github.com/intakefs/intakefs/remote"
 )
 
@@ -27,9 +29,6 @@ var driverExt = map[string]string{
 
 // concatFormats are the drivers whose parts join into one file.
 var concatFormats = map[string]string{"csv": "csv", "textfiles": "text", "jsonl": "text"}
-
-// compressionSuffixes are dropped from a data file's name (SPEC §2).
-var compressionSuffixes = []string{".gz", ".bz2", ".xz", ".zst", ".zstd", ".lz4", ".z"}
 
 // urlArg finds the data location in rendered args: a string or a list of
 // strings. A cache block's argkey names it explicitly.
@@ -64,20 +63,21 @@ func urlArg(r *Rendered) ([]string, bool, bool) {
 	return nil, false, false
 }
 
-// dataExt is the extension of the data as read (SPEC §2).
+// dataExt is the extension of the data as read (SPEC §2): an archive's
+// members are the data, so an archive's name says nothing (the driver's
+// extension is used), unless a zip:// or tar:// chain names one member.
 func dataExt(r *Rendered) string {
 	urls, _, ok := urlArg(r)
 	if ok {
-		base := path.Base(stripChain(urls[0]))
-		low := strings.ToLower(base)
-		for _, s := range compressionSuffixes {
-			if strings.HasSuffix(low, s) {
-				base = base[:len(base)-len(s)]
-				break
-			}
+		u := stripChain(urls[0])
+		if inner, sel, err := splitArchiveChain(u); err == nil && sel != nil {
+			u = sel.member
+		} else if err == nil {
+			u = inner
 		}
-		if strings.HasSuffix(strings.ToLower(base), ".tgz") {
-			base = base[:len(base)-4] + ".tar"
+		base, _ := decomp.StripSuffix(path.Base(u))
+		if decomp.ByName(base).Archive != decomp.NoArchive {
+			base = ""
 		}
 		if i := strings.LastIndexByte(base, '.'); i > 0 && i < len(base)-1 {
 			ext := base[i+1:]
@@ -113,9 +113,9 @@ func stripChain(u string) string {
 type PlanKind int
 
 const (
-	// PlanFile: one file (one object, or parts concatenated).
+	// PlanFile: one file (one item, or items concatenated).
 	PlanFile PlanKind = iota
-	// PlanParts: a directory of the parts under their own names.
+	// PlanParts: a directory of the items under their own names.
 	PlanParts
 	// PlanTree: a directory object (a parquet dataset, a zarr store)
 	// shown as it is.
@@ -126,10 +126,15 @@ const (
 type Plan struct {
 	Kind  PlanKind
 	Store remote.Store
+	// Parts are the objects behind the data (what cache warm fetches).
 	Parts []remote.ObjectInfo
+	// Items are the pieces of data: objects, decompressed or not, and
+	// archive members.
+	Items []Item
 	// Segments make up the file for PlanFile.
 	Segments []Segment
-	Size     int64
+	// Size is the file's size; -1 when not known without decompressing.
+	Size int64
 	// Root is the directory URL for PlanTree.
 	Root string
 }
@@ -146,33 +151,53 @@ func (p *Plan) identity() string {
 	return b.String()
 }
 
-// Segment is a run of a file: bytes of an object, or literal bytes (a
-// newline between parts that lack one).
+// Segment is a run of a file: bytes of an item from Off, or literal bytes
+// (a newline between parts that lack one).
 type Segment struct {
-	// Start is the segment's offset in the file.
-	Start   int64
-	Obj     *remote.ObjectInfo
-	Off     int64
+	// Item indexes Plan.Items; -1 for a literal.
+	Item int
+	Off  int64
+	// Len is -1 until the item's size is known (a stream that records no
+	// size, or a conditional newline after one).
 	Len     int64
 	Literal []byte
+	// Cond: the literal newline is there only if the item of the segment
+	// before does not end in one (not known before it is decompressed).
+	Cond bool
 }
 
 // ErrNoData is a source with no data location in its arguments.
 var ErrNoData = errors.New("source has no data location (no urlpath/path argument)")
 
 // planFor works out a rendered source's data: globs are expanded, a list
-// kept in sorted order, CSV headers checked.
+// kept in sorted order, compressed objects and archives opened up, CSV
+// headers checked.
 func (f *FS) planFor(ctx context.Context, r *Rendered) (*Plan, error) {
 	urls, isList, ok := urlArg(r)
 	if !ok {
 		return nil, ErrNoData
 	}
+	cb, err := parseCacheBlock(r.Entry)
+	if err != nil {
+		return nil, err
+	}
 	var store remote.Store
 	var objs []remote.ObjectInfo
+	var sel *archiveSel
 	multi := isList
 	for _, u := range urls {
+		inner, s1, err := splitArchiveChain(u)
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", r.Entry.Name, err)
+		}
+		if s1 != nil {
+			if sel != nil && *sel != *s1 {
+				return nil, fmt.Errorf("source %q: a list of %s:// chains must name the same member", r.Entry.Name, s1.proto)
+			}
+			sel = s1
+		}
 		opts, _ := r.Args["storage_options"].(map[string]any)
-		s, ru, err := f.Resolver.Resolve(ctx, u, opts)
+		s, ru, err := f.Resolver.Resolve(ctx, inner, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -203,51 +228,164 @@ func (f *FS) planFor(ctx context.Context, r *Rendered) (*Plan, error) {
 	}
 	format, concat := concatFormats[r.Entry.Driver]
 	if !multi && len(objs) == 1 && objs[0].IsDir {
+		if sel != nil {
+			return nil, fmt.Errorf("%s is a directory, not a %s archive", objs[0].URL, sel.proto)
+		}
 		return &Plan{Kind: PlanTree, Store: store, Root: objs[0].URL}, nil
 	}
-	if multi && !concat {
-		return &Plan{Kind: PlanParts, Store: store, Parts: objs}, nil
+	items, archived, err := f.itemsFor(ctx, store, objs, r, cb, sel)
+	if err != nil {
+		return nil, err
 	}
-	p := &Plan{Kind: PlanFile, Store: store, Parts: objs}
+	if archived && sel == nil {
+		multi = true
+	}
+	if multi && !concat {
+		return &Plan{Kind: PlanParts, Store: store, Parts: objs, Items: items}, nil
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("%w: no archive member of %s matches", remote.ErrNotExist, strings.Join(urls, ", "))
+	}
+	p := &Plan{Kind: PlanFile, Store: store, Parts: objs, Items: items}
 	if err := f.segment(ctx, p, format); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
+// compressionArg is the source's `compression` argument (Intake's csv,
+// textfiles and json drivers take it, also inside csv_kwargs), in
+// decomp.Detect's terms: "" when not given, "None" for null.
+func compressionArg(r *Rendered) (string, error) {
+	v, ok := r.Args["compression"]
+	if !ok {
+		if kw, isMap := r.Args["csv_kwargs"].(map[string]any); isMap {
+			v, ok = kw["compression"]
+		}
+	}
+	if !ok {
+		return "", nil
+	}
+	switch x := v.(type) {
+	case nil:
+		return "None", nil
+	case string:
+		return x, nil
+	}
+	return "", fmt.Errorf("%s:%d: source %q: compression: want a name such as gzip or infer, got %v", r.Entry.File, r.Entry.Line, r.Entry.Name, v)
+}
+
+// itemsFor turns objects into items: each object's format is detected
+// (or set by a cache block), compressed objects read decompressed, and
+// archives give their members (those the cache block's regex_filter or
+// the URL chain selects). archived reports that an archive was opened.
+func (f *FS) itemsFor(ctx context.Context, store remote.Store, objs []remote.ObjectInfo, r *Rendered, cb *cacheBlock, sel *archiveSel) ([]Item, bool, error) {
+	arg, err := compressionArg(r)
+	if err != nil {
+		return nil, false, err
+	}
+	var items []Item
+	archived := false
+	names := partNames(objs)
+	for i := range objs {
+		o := &objs[i]
+		if o.IsDir {
+			return nil, false, fmt.Errorf("%s is a directory, not a file", o.URL)
+		}
+		var fm decomp.Format
+		switch {
+		case cb != nil && cb.Type == "compressed":
+			fm, err = decomp.IntakeDecomp(o.URL, cb.Decomp)
+			if err == nil {
+				// what the catalog says must be what the bytes are
+				check := fm.Compression.String()
+				if fm.Archive == decomp.Zip {
+					check = "zip"
+				}
+				_, err = f.detect(ctx, store, o, check)
+			}
+		case sel != nil && sel.proto == "zip":
+			fm, err = f.detect(ctx, store, o, "zip")
+		default:
+			fm, err = f.detect(ctx, store, o, arg)
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("source %q: %w", r.Entry.Name, err)
+		}
+		if sel != nil && sel.proto == "tar" && fm.Archive != decomp.Tar {
+			if fm.Archive == decomp.Zip {
+				return nil, false, fmt.Errorf("source %q: %s is a zip archive, not a tar", r.Entry.Name, o.URL)
+			}
+			fm.Archive = decomp.Tar // fsspec's tar:// reads any tar, whatever its name
+		}
+		if fm.Archive != decomp.NoArchive {
+			archived = true
+			ms, err := f.archiveMembers(ctx, store, o, fm)
+			if err != nil {
+				return nil, false, err
+			}
+			for _, m := range ms {
+				switch {
+				case sel != nil:
+					if ok, _ := path.Match(sel.member, m.Name); !ok {
+						continue
+					}
+				case cb != nil && cb.filter != nil:
+					if !cb.filter.Match(m.Name) {
+						continue
+					}
+				}
+				if len(objs) > 1 {
+					m.Name = names[i] + "%2F" + m.Name
+				}
+				m.Name = EncodeName(m.Name)
+				items = append(items, m)
+			}
+			continue
+		}
+		name, _ := decomp.StripSuffix(names[i])
+		it := Item{Name: name, Obj: o, Format: fm, Size: o.Size}
+		if fm.Compression != decomp.None {
+			it.Key = spoolKey(o, fm, "")
+			it.Size = -1
+			if it.Size, err = f.knownSize(ctx, store, &it); err != nil {
+				return nil, false, fmt.Errorf("source %q: %w", r.Entry.Name, err)
+			}
+		}
+		items = append(items, it)
+	}
+	return items, archived, nil
+}
+
 // segment lays out the concatenation: for CSV whose parts share a header
 // row, the header is kept once; a part that does not end in a newline gets
 // one so that rows never run together.
 func (f *FS) segment(ctx context.Context, p *Plan, format string) error {
-	if len(p.Parts) == 1 {
-		o := &p.Parts[0]
-		p.Segments = []Segment{{Obj: o, Len: o.Size}}
-		p.Size = o.Size
+	if len(p.Items) == 1 {
+		p.Segments = []Segment{{Item: 0, Len: p.Items[0].Size}}
+		p.Size = p.Items[0].Size
 		return nil
 	}
 	var header []byte
 	sameHeader := format == "csv"
 	type partInfo struct {
 		hdrLen int64
-		lastNL bool
+		lastNL int // 1 yes, 0 no, -1 not known yet
 	}
-	infos := make([]partInfo, len(p.Parts))
-	for i := range p.Parts {
-		o := &p.Parts[i]
-		if o.IsDir {
-			return fmt.Errorf("%s is a directory, not a file", o.URL)
-		}
-		if o.Size == 0 {
-			infos[i].lastNL = true
+	infos := make([]partInfo, len(p.Items))
+	for i := range p.Items {
+		it := &p.Items[i]
+		if it.Size == 0 {
+			infos[i].lastNL = 1
 			continue
 		}
-		last, err := readSmall(ctx, p.Store, o.URL, o.Size-1, 1)
+		nl, err := f.endsInNewline(ctx, p.Store, it)
 		if err != nil {
 			return err
 		}
-		infos[i].lastNL = len(last) == 1 && last[0] == '\n'
+		infos[i].lastNL = nl
 		if format == "csv" {
-			h, err := firstLine(ctx, p.Store, *o)
+			h, err := f.itemFirstLine(ctx, p.Store, it)
 			if err != nil {
 				return err
 			}
@@ -260,23 +398,132 @@ func (f *FS) segment(ctx context.Context, p *Plan, format string) error {
 		}
 	}
 	var size int64
-	for i := range p.Parts {
-		o := &p.Parts[i]
+	for i := range p.Items {
+		it := &p.Items[i]
 		off := int64(0)
 		if sameHeader && i > 0 {
 			off = infos[i].hdrLen
 		}
-		if o.Size-off > 0 {
-			p.Segments = append(p.Segments, Segment{Start: size, Obj: o, Off: off, Len: o.Size - off})
-			size += o.Size - off
-			if !infos[i].lastNL && i < len(p.Parts)-1 {
-				p.Segments = append(p.Segments, Segment{Start: size, Literal: []byte("\n"), Len: 1})
-				size++
+		if it.Size >= 0 && it.Size-off <= 0 {
+			continue
+		}
+		seg := Segment{Item: i, Off: off, Len: -1}
+		if it.Size >= 0 {
+			seg.Len = it.Size - off
+		}
+		p.Segments = append(p.Segments, seg)
+		if i < len(p.Items)-1 {
+			switch infos[i].lastNL {
+			case 0:
+				p.Segments = append(p.Segments, Segment{Item: -1, Literal: []byte("\n"), Len: 1})
+			case -1:
+				p.Segments = append(p.Segments, Segment{Item: -1, Literal: []byte("\n"), Len: -1, Cond: true})
 			}
 		}
 	}
+	for _, s := range p.Segments {
+		if s.Len < 0 {
+			size = -1
+			break
+		}
+		size += s.Len
+	}
 	p.Size = size
 	return nil
+}
+
+// endsInNewline reads an item's last byte where that is cheap: an object
+// or a member stored as it is. A decompressed item's is not known until
+// it has been decompressed (-1).
+func (f *FS) endsInNewline(ctx context.Context, s remote.Store, it *Item) (int, error) {
+	var last []byte
+	var err error
+	switch {
+	case it.raw():
+		last, err = readSmall(ctx, s, it.Obj.URL, it.Obj.Size-1, 1)
+	case it.Key == "" && it.Member != nil:
+		last, err = readSmall(ctx, s, it.Obj.URL, it.Base+it.Size-1, 1)
+	default:
+		if v, ok := f.spools.recall("lastnl\x00" + itemID(it)); ok {
+			return v.(int), nil
+		}
+		return -1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(last) == 1 && last[0] == '\n' {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// itemID names an item's bytes across plans.
+func itemID(it *Item) string {
+	id := it.Obj.URL + "\x00" + it.Obj.Identity() + "\x00" + it.Key
+	if it.Member != nil {
+		id += "\x00" + it.Member.Name + "\x00" + strconv.FormatInt(it.Base, 10)
+	}
+	return id
+}
+
+// itemFirstLine is the header row of a CSV item, with its newline. A
+// compressed item is decoded only as far as its first line.
+func (f *FS) itemFirstLine(ctx context.Context, s remote.Store, it *Item) ([]byte, error) {
+	if it.raw() {
+		return firstLine(ctx, s, *it.Obj)
+	}
+	mk := "header\x00" + itemID(it)
+	if v, ok := f.spools.recall(mk); ok {
+		return v.([]byte), nil
+	}
+	const max = 1 << 20
+	var b []byte
+	if it.Key == "" || it.Member != nil && it.Format.Archive == decomp.Tar {
+		ir, err := f.openItem(ctx, s, it)
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, max)
+		n, err := ir.ReadAt(ctx, buf, 0)
+		ir.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		b = buf[:n]
+	} else {
+		rc, err := f.streamOpener(s, it)(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b, err = readLine(rc, max)
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", it.Obj.URL, err)
+		}
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i+1]
+	}
+	f.spools.remember(mk, b)
+	return b, nil
+}
+
+// readLine reads a stream up to its first newline, at most max bytes.
+func readLine(r io.Reader, max int) ([]byte, error) {
+	buf := make([]byte, 0, 64<<10)
+	chunk := make([]byte, 64<<10)
+	for len(buf) < max {
+		n, err := r.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		if bytes.IndexByte(chunk[:n], '\n') >= 0 || errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 func readSmall(ctx context.Context, s remote.Store, url string, off, n int64) ([]byte, error) {

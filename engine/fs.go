@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -99,6 +100,8 @@ type FS struct {
 	views map[string]*viewEntry
 	// stats feeds .catalog/stats.json (nil: no such file).
 	stats func() any
+	// spools hold decompressed data (internally locked).
+	spools *spools
 }
 
 type viewEntry struct {
@@ -129,6 +132,14 @@ type Options struct {
 	RootOptions map[string]any
 	// Stats, when set, is shown as the root's .catalog/stats.json.
 	Stats func() any
+	// SpoolDir holds decompressed data; default: "spool" in the block
+	// cache's directory when Opener is a *cache.Cache, else a directory
+	// per user under the system's temporary one.
+	SpoolDir string
+	// SpoolLimit, when set, bounds the bytes of decompressed data kept
+	// (default: what the block cache's size limit leaves; 1 GiB without
+	// a block cache).
+	SpoolLimit func() int64
 }
 
 // New makes the tree for the catalog at root and loads it once, so that a
@@ -151,6 +162,21 @@ func New(root string, o Options) (*FS, error) {
 		Opener: o.Opener, Cwd: o.Cwd, Log: o.Log, MaxVariants: 64, TTL: time.Second, RemoteTTL: 10 * time.Second, Started: time.Now(),
 		listings: map[string]*listing{}, plans: map[string]*planEntry{}, views: map[string]*viewEntry{}}
 	f.stats = o.Stats
+	if o.SpoolDir == "" {
+		o.SpoolDir = defaultSpoolDir()
+		if c, ok := o.Opener.(*cache.Cache); ok {
+			o.SpoolDir = filepath.Join(c.Dir(), "spool")
+		}
+	}
+	if o.SpoolLimit == nil {
+		o.SpoolLimit = spoolLimit(o.Opener)
+	}
+	useExternalXZ()
+	sp, err := newSpools(o.SpoolDir, o.SpoolLimit, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	f.spools = sp
 	v := f.rootView()
 	if v.Err != nil {
 		return nil, v.Err

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/intakefs/intakefs/cache"
 	"github.com/intakefs/intakefs/remote"
 )
 
@@ -424,7 +423,9 @@ func (d *dataFile) Ino() uint64  { return inoOf(d.ident) }
 
 // Stat never fails for a listed source: a source whose data cannot be
 // reached shows size 0 and fails on open with the reason, so that ls and
-// find work over a catalog with broken entries.
+// find work over a catalog with broken entries. Data whose size is not
+// known before it is decompressed shows 0 until it has been read once
+// (it is opened with direct I/O meanwhile: see DirectIO).
 func (d *dataFile) Stat(ctx context.Context) (FileStat, error) {
 	if d.err != nil {
 		return FileStat{ModTime: d.fs.Started}, nil
@@ -433,7 +434,63 @@ func (d *dataFile) Stat(ctx context.Context) (FileStat, error) {
 	if p == nil {
 		return FileStat{ModTime: d.fs.Started}, nil
 	}
-	return FileStat{Size: p.Size, ModTime: latest(p.Parts, d.fs.Started)}, nil
+	size, _ := d.fs.currentSize(p)
+	return FileStat{Size: size, ModTime: latest(p.Parts, d.fs.Started)}, nil
+}
+
+// DirectIO: while the size is not known the kernel must not trust it,
+// and every read comes here, to the end of the data.
+func (d *dataFile) DirectIO() bool {
+	if d.err != nil || d.plan == nil && !d.lazy {
+		return false
+	}
+	p := d.pinned(context.Background())
+	if p == nil {
+		return false
+	}
+	_, ok := d.fs.currentSize(p)
+	return !ok
+}
+
+// currentSize is a file plan's size as far as it is known now: sizes of
+// streams learned since planning (complete spools) fill in the gaps.
+func (f *FS) currentSize(p *Plan) (int64, bool) {
+	if p.Size >= 0 {
+		return p.Size, true
+	}
+	var size int64
+	for i, s := range p.Segments {
+		n, ok := f.segLenKnown(p, i)
+		if !ok {
+			return 0, false
+		}
+		_ = s
+		size += n
+	}
+	return size, true
+}
+
+// segLenKnown is a segment's length if it is known without reading.
+func (f *FS) segLenKnown(p *Plan, i int) (int64, bool) {
+	s := p.Segments[i]
+	if s.Len >= 0 {
+		return s.Len, true
+	}
+	if s.Cond {
+		v, ok := f.spools.recall("lastnl\x00" + itemID(&p.Items[p.Segments[i-1].Item]))
+		if !ok {
+			return 0, false
+		}
+		return int64(1 - v.(int)), true
+	}
+	it := &p.Items[s.Item]
+	if it.Member != nil {
+		return it.Member.Size - s.Off, true
+	}
+	if n, ok := f.spools.size(it.Key); ok {
+		return n - s.Off, true
+	}
+	return 0, false
 }
 
 // KeepCache: the kernel may keep this file's pages across opens, because
@@ -453,19 +510,29 @@ func (d *dataFile) Open(ctx context.Context) (Handle, error) {
 		d.fs.forget(d.r)
 		return nil, fmt.Errorf("%s: %w", d.name, ErrStale)
 	}
-	h := &segHandle{fs: d.fs, plan: pinned, open: map[int]remote.ReaderAtCloser{}}
-	// Every part is opened now: an open file then holds the versions it
-	// was planned with, and a part replaced later cannot mix in.
-	for i, s := range pinned.Segments {
-		if s.Obj == nil {
+	h, err := d.fs.openPlan(ctx, pinned)
+	if err != nil {
+		if errors.Is(err, remote.ErrChanged) || errors.Is(err, remote.ErrNotExist) {
+			d.fs.forget(d.r)
+			return nil, fmt.Errorf("%s: %w (%v)", d.name, ErrStale, err)
+		}
+		return nil, err
+	}
+	return h, nil
+}
+
+// openPlan opens every item of a file plan now: an open file then holds
+// the versions it was planned with, and an object replaced later cannot
+// mix in.
+func (f *FS) openPlan(ctx context.Context, p *Plan) (*segHandle, error) {
+	h := &segHandle{fs: f, plan: p, open: make([]*itemReader, len(p.Items)), lens: make([]int64, len(p.Segments))}
+	for i, s := range p.Segments {
+		h.lens[i] = s.Len
+		if s.Item < 0 {
 			continue
 		}
-		if _, err := h.reader(ctx, i); err != nil {
+		if _, err := h.reader(ctx, s.Item); err != nil {
 			h.Close()
-			if errors.Is(err, remote.ErrChanged) || errors.Is(err, remote.ErrNotExist) {
-				d.fs.forget(d.r)
-				return nil, fmt.Errorf("%s: %w (%v)", d.name, ErrStale, err)
-			}
 			return nil, err
 		}
 	}
@@ -485,22 +552,27 @@ func latest(objs []remote.ObjectInfo, def time.Time) time.Time {
 	return t
 }
 
-// segHandle reads a plan's segments, opening each object on first use.
+// segHandle reads a plan's segments. Lengths not known at planning (a
+// stream that records no size) are learned as the reads reach the end of
+// each stream.
 type segHandle struct {
 	fs   *FS
 	plan *Plan
-	mu   sync.Mutex // guards open; not held while an object is opened
-	open map[int]remote.ReaderAtCloser
+	mu   sync.Mutex // guards open, lens and local; not held while reading or opening
+	open []*itemReader
+	// lens are the segments' lengths, -1 until known.
+	lens  []int64
+	local *os.File // a complete spool opened for passthrough
 }
 
-func (h *segHandle) reader(ctx context.Context, i int) (remote.ReaderAtCloser, error) {
+func (h *segHandle) reader(ctx context.Context, i int) (*itemReader, error) {
 	h.mu.Lock()
 	r := h.open[i]
 	h.mu.Unlock()
 	if r != nil {
 		return r, nil
 	}
-	r, err := h.fs.Opener.Open(ctx, h.plan.Store, *h.plan.Segments[i].Obj)
+	r, err := h.fs.openItem(ctx, h.plan.Store, &h.plan.Items[i])
 	if err != nil {
 		return nil, err
 	}
@@ -515,40 +587,107 @@ func (h *segHandle) reader(ctx context.Context, i int) (remote.ReaderAtCloser, e
 	return r, nil
 }
 
+// segLen is segment i's length, resolving what can be resolved now: a
+// stream that has reached its end, the newline after it.
+func (h *segHandle) segLen(ctx context.Context, i int) (int64, error) {
+	h.mu.Lock()
+	n := h.lens[i]
+	h.mu.Unlock()
+	if n >= 0 {
+		return n, nil
+	}
+	if n, ok := h.fs.segLenKnown(h.plan, i); ok {
+		h.setLen(i, n)
+		return n, nil
+	}
+	s := h.plan.Segments[i]
+	if !s.Cond {
+		return -1, nil
+	}
+	// The newline's turn comes after its item was read to the end.
+	prev := h.plan.Segments[i-1]
+	plen, err := h.segLen(ctx, i-1)
+	if err != nil || plen < 0 {
+		return -1, err
+	}
+	it := &h.plan.Items[prev.Item]
+	nl := 1
+	if size := prev.Off + plen; size > 0 {
+		r, err := h.reader(ctx, prev.Item)
+		if err != nil {
+			return -1, err
+		}
+		var b [1]byte
+		if _, err := r.ReadAt(ctx, b[:], size-1); err != nil && !errors.Is(err, io.EOF) {
+			return -1, err
+		}
+		if b[0] == '\n' {
+			nl = 0
+		}
+	} else {
+		nl = 0
+	}
+	h.fs.spools.remember("lastnl\x00"+itemID(it), 1-nl)
+	h.setLen(i, int64(nl))
+	return int64(nl), nil
+}
+
+func (h *segHandle) setLen(i int, n int64) {
+	h.mu.Lock()
+	h.lens[i] = n
+	h.mu.Unlock()
+}
+
 func (h *segHandle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	segs := h.plan.Segments
-	if off >= h.plan.Size {
+	if h.plan.Size >= 0 && off >= h.plan.Size {
 		return 0, io.EOF
 	}
-	i := sort.Search(len(segs), func(i int) bool { return segs[i].Start+segs[i].Len > off })
+	var start int64 // where segment i starts
 	n := 0
-	for ; i < len(segs) && n < len(p); i++ {
+	for i := 0; i < len(segs) && n < len(p); i++ {
 		s := segs[i]
-		within := off + int64(n) - s.Start
-		want := s.Len - within
-		if want > int64(len(p)-n) {
-			want = int64(len(p) - n)
-		}
-		if s.Literal != nil {
-			n += copy(p[n:n+int(want)], s.Literal[within:])
-			continue
-		}
-		r, err := h.reader(ctx, i)
+		l, err := h.segLen(ctx, i)
 		if err != nil {
 			return n, err
 		}
-		var got int
-		if cr, ok := r.(cache.ContextReaderAt); ok {
-			// lets an interrupted FUSE read stop waiting for the network
-			got, err = cr.ReadAtContext(ctx, p[n:n+int(want)], s.Off+within)
-		} else {
-			got, err = r.ReadAt(p[n:n+int(want)], s.Off+within)
+		pos := off + int64(n)
+		if l >= 0 && pos >= start+l {
+			start += l
+			continue
 		}
+		within := pos - start
+		want := int64(len(p) - n)
+		if l >= 0 && want > l-within {
+			want = l - within
+		}
+		if s.Item < 0 {
+			n += copy(p[n:n+int(want)], s.Literal[within:])
+			start += l
+			continue
+		}
+		r, err := h.reader(ctx, s.Item)
+		if err != nil {
+			return n, err
+		}
+		got, err := r.ReadAt(ctx, p[n:n+int(want)], s.Off+within)
 		n += got
-		if err != nil && !(errors.Is(err, io.EOF) && int64(got) == want) {
-			if errors.Is(err, io.EOF) {
-				return n, fmt.Errorf("%s: %w (object is shorter than when it was listed)", s.Obj.URL, io.ErrUnexpectedEOF)
+		switch {
+		case err == nil || errors.Is(err, io.EOF) && int64(got) == want && l >= 0:
+			if l >= 0 && within+int64(got) == l {
+				start += l
 			}
+		case errors.Is(err, io.EOF) && l < 0:
+			// the stream ended here: now its length is known
+			size, ok := r.size()
+			if !ok {
+				return n, fmt.Errorf("%s: %w (the stream ended without a size)", h.plan.Items[s.Item].Obj.URL, io.ErrUnexpectedEOF)
+			}
+			h.setLen(i, size-s.Off)
+			start += size - s.Off
+		case errors.Is(err, io.EOF):
+			return n, fmt.Errorf("%s: %w (object is shorter than when it was listed)", h.plan.Items[s.Item].Obj.URL, io.ErrUnexpectedEOF)
+		default:
 			return n, err
 		}
 	}
@@ -559,29 +698,64 @@ func (h *segHandle) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 }
 
 // LocalFile is the open local file behind a handle whose content is
-// exactly one local file, for FUSE passthrough; nil otherwise.
+// exactly one local file (an object, or a complete spool of its
+// decompression), for FUSE passthrough; nil otherwise.
 func (h *segHandle) LocalFile(ctx context.Context) *os.File {
 	segs := h.plan.Segments
-	if len(segs) != 1 || segs[0].Obj == nil || segs[0].Off != 0 || segs[0].Len != segs[0].Obj.Size {
+	if len(segs) != 1 || segs[0].Item < 0 || segs[0].Off != 0 {
 		return nil
 	}
-	r, err := h.reader(ctx, 0)
+	it := &h.plan.Items[segs[0].Item]
+	if it.Member != nil {
+		return nil
+	}
+	r, err := h.reader(ctx, segs[0].Item)
 	if err != nil {
 		return nil
 	}
-	f, _ := r.(*os.File)
+	if r.spool != nil {
+		path, ok := r.spool.Complete()
+		if !ok || path == "" {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil
+		}
+		h.mu.Lock()
+		if h.local != nil {
+			f.Close()
+			f = h.local
+		}
+		h.local = f
+		h.mu.Unlock()
+		return f
+	}
+	if segs[0].Len != it.Obj.Size {
+		return nil
+	}
+	f, _ := r.raw.(*os.File)
 	return f
 }
 
 func (h *segHandle) Close() error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	open := h.open
+	h.open = make([]*itemReader, len(open))
+	local := h.local
+	h.local = nil
+	h.mu.Unlock()
 	var first error
-	for i, r := range h.open {
+	for _, r := range open {
+		if r == nil {
+			continue
+		}
 		if err := r.Close(); err != nil && first == nil {
 			first = err
 		}
-		delete(h.open, i)
+	}
+	if local != nil {
+		local.Close()
 	}
 	return first
 }
@@ -601,10 +775,9 @@ func (d *partsDir) IsDir() bool  { return true }
 func (d *partsDir) Ino() uint64  { return inoOf(d.ident) }
 
 func (d *partsDir) ReadDir(ctx context.Context) ([]Node, error) {
-	names := partNames(d.plan.Parts)
-	out := make([]Node, len(d.plan.Parts))
-	for i := range d.plan.Parts {
-		out[i] = &objFile{fs: d.fs, name: names[i], store: d.plan.Store, obj: d.plan.Parts[i]}
+	out := make([]Node, len(d.plan.Items))
+	for i := range d.plan.Items {
+		out[i] = &partFile{fs: d.fs, ident: d.ident, plan: d.plan, item: i}
 	}
 	return out, nil
 }
@@ -716,6 +889,56 @@ func (o *objFile) KeepCache() bool { return true }
 func (o *objFile) Open(ctx context.Context) (Handle, error) {
 	obj := o.obj
 	p := &Plan{Kind: PlanFile, Store: o.store, Parts: []remote.ObjectInfo{obj}, Size: obj.Size}
-	p.Segments = []Segment{{Obj: &p.Parts[0], Len: obj.Size}}
-	return &segHandle{fs: o.fs, plan: p, open: map[int]remote.ReaderAtCloser{}}, nil
+	p.Items = []Item{{Name: o.name, Obj: &p.Parts[0], Size: obj.Size}}
+	p.Segments = []Segment{{Item: 0, Len: obj.Size}}
+	return o.fs.openPlan(ctx, p)
+}
+
+// partFile is one item of a directory of parts: an object (decompressed
+// if need be) or an archive member.
+type partFile struct {
+	fs    *FS
+	ident string
+	plan  *Plan
+	item  int
+}
+
+var _ File = (*partFile)(nil)
+
+func (o *partFile) Name() string { return o.plan.Items[o.item].Name }
+func (o *partFile) IsDir() bool  { return false }
+func (o *partFile) Ino() uint64  { return inoOf("part:" + o.ident + "\x00" + o.Name()) }
+
+// single is the plan of this part alone.
+func (o *partFile) single() *Plan {
+	it := o.plan.Items[o.item]
+	p := &Plan{Kind: PlanFile, Store: o.plan.Store, Parts: []remote.ObjectInfo{*it.Obj}, Size: it.Size}
+	it.Obj = &p.Parts[0]
+	p.Items = []Item{it}
+	p.Segments = []Segment{{Item: 0, Len: it.Size}}
+	return p
+}
+
+func (o *partFile) Stat(ctx context.Context) (FileStat, error) {
+	it := &o.plan.Items[o.item]
+	size, _ := o.fs.currentSize(o.single())
+	mt := it.Obj.ModTime
+	if it.Member != nil && !it.Member.ModTime.IsZero() {
+		mt = it.Member.ModTime
+	}
+	return FileStat{Size: size, ModTime: mt}, nil
+}
+
+// DirectIO: as for dataFile, while the size is not known.
+func (o *partFile) DirectIO() bool {
+	_, ok := o.fs.currentSize(o.single())
+	return !ok
+}
+
+// KeepCache: the directory's inode (in ident) carries the objects'
+// identities.
+func (o *partFile) KeepCache() bool { return true }
+
+func (o *partFile) Open(ctx context.Context) (Handle, error) {
+	return o.fs.openPlan(ctx, o.single())
 }

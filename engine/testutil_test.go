@@ -27,7 +27,7 @@ func writeTree(t *testing.T, files map[string]string) string {
 
 func newFS(t *testing.T, dir, root string) *FS {
 	t.Helper()
-	f, err := New(filepath.Join(dir, root), Options{Cwd: dir})
+	f, err := New(filepath.Join(dir, root), Options{Cwd: dir, SpoolDir: filepath.Join(t.TempDir(), "spool")})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

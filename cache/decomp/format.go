@@ -39,6 +39,8 @@ func (c Compression) String() string {
 		return "zstd"
 	case LZ4:
 		return "lz4"
+	case rawDeflate:
+		return "deflate"
 	}
 	return fmt.Sprintf("compression(%d)", uint8(c))
 }
