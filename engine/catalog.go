@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -34,6 +35,9 @@ type Catalog struct {
 	// it, so an edited catalog never shows the old text under an inode the
 	// kernel still holds.
 	Gen uint64
+	// Loaded is when this load was made: a catalog directory shows it as
+	// its mtime (see Versioned).
+	Loaded time.Time
 
 	byName map[string]*Entry
 }
@@ -164,7 +168,7 @@ func parseCatalogYAML(file, dir string, text []byte) (*Catalog, error) {
 	if err := yaml.Unmarshal(text, &doc); err != nil {
 		return nil, &CatalogFileError{file, fmt.Errorf("%s: %v", file, cleanYAMLErr(err))}
 	}
-	cat := &Catalog{Path: file, Files: []string{file}, Dir: dir, Metadata: map[string]any{}, byName: map[string]*Entry{}, Gen: loadGen.Add(1)}
+	cat := &Catalog{Path: file, Files: []string{file}, Dir: dir, Metadata: map[string]any{}, byName: map[string]*Entry{}, Gen: loadGen.Add(1), Loaded: time.Now()}
 	if len(doc.Content) == 0 {
 		return nil, &CatalogFileError{file, fmt.Errorf("%s: no YAML data in file", file)}
 	}

@@ -44,6 +44,16 @@ type File interface {
 	Open(ctx context.Context) (Handle, error)
 }
 
+// Versioned is a Dir that can say which version of its contents it
+// lists now. The FUSE layer shows Version as the directory's mtime: the
+// kernel keeps a directory's listing cached and drops it when the mtime it
+// gets on an attribute refresh differs, so Version must change whenever
+// the names listed can. A Dir that is not Versioned may change at any
+// time, and the FUSE layer treats every refresh as a change.
+type Versioned interface {
+	Version(ctx context.Context) time.Time
+}
+
 // KeepCacher is a File whose content never changes under the same inode
 // number, so the kernel may keep its page cache across opens.
 type KeepCacher interface{ KeepCache() bool }

@@ -293,7 +293,7 @@ func (l *Loader) openMany(name string, files []string, desc string, open func(st
 		return m.cat, nil
 	}
 	l.mu.Unlock()
-	merged := &Catalog{Name: name, Description: desc, Path: name, Metadata: map[string]any{}, byName: map[string]*Entry{}, Gen: loadGen.Add(1)}
+	merged := &Catalog{Name: name, Description: desc, Path: name, Metadata: map[string]any{}, byName: map[string]*Entry{}, Gen: loadGen.Add(1), Loaded: time.Now()}
 	params := map[string]int{}
 	for i, f := range files {
 		c, err := parts[i], errs[i]

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,9 +22,11 @@ import (
 // Config holds the mount settings.
 type Config struct {
 	// EntryTimeout, AttrTimeout and NegativeTimeout are handed to the
-	// kernel. A catalog is re-read when its file changes, so these stay
-	// short; a second is enough for ls -lR and find to be served from the
-	// kernel's caches within one run.
+	// kernel. They bound how long an edited catalog or data file shows
+	// its old version; 5 s is what lets `ls -lR` right after a `find` of
+	// a large catalog be answered from the kernel's caches. Missing names
+	// stay short: a name a user just added to a catalog is looked for at
+	// once.
 	EntryTimeout    time.Duration
 	AttrTimeout     time.Duration
 	NegativeTimeout time.Duration
@@ -35,7 +38,7 @@ type Config struct {
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
-	return Config{EntryTimeout: time.Second, AttrTimeout: time.Second, NegativeTimeout: time.Second}
+	return Config{EntryTimeout: 5 * time.Second, AttrTimeout: 5 * time.Second, NegativeTimeout: time.Second}
 }
 
 // Mount serves tree at dir. It tries the mount(2) syscall first (root) and
@@ -45,7 +48,7 @@ func Mount(dir string, tree *engine.FS, cfg Config) (*fuse.Server, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	et, at, nt := cfg.EntryTimeout, cfg.AttrTimeout, cfg.NegativeTimeout
-	root := &dirNode{d: tree.Root(), log: cfg.Log, mtime: tree.Started}
+	root := &dirNode{d: tree.Root(), log: cfg.Log}
 	opts := &gofs.Options{
 		EntryTimeout:    &et,
 		AttrTimeout:     &at,
@@ -53,19 +56,33 @@ func Mount(dir string, tree *engine.FS, cfg Config) (*fuse.Server, error) {
 		UID:             uint32(os.Getuid()),
 		GID:             uint32(os.Getgid()),
 		MountOptions: fuse.MountOptions{
-			FsName:       "intakefs",
-			Name:         "intakefs",
-			AllowOther:   cfg.AllowOther,
-			DirectMount:  true,
-			Options:      append([]string{"ro"}, cfg.Options...),
-			Debug:        cfg.Debug,
-			MaxReadAhead: 1 << 20,
+			FsName:      "intakefs",
+			Name:        "intakefs",
+			AllowOther:  cfg.AllowOther,
+			DirectMount: true,
+			Options:     append([]string{"ro"}, cfg.Options...),
+			Debug:       cfg.Debug,
+			// There are no extended attributes here. Without this every
+			// `ls -l` asks for security.selinux and the two POSIX ACLs
+			// of each name: three round trips per entry. ENOSYS makes
+			// the kernel stop asking for the rest of the mount.
+			DisableXAttrs: true,
+			MaxReadAhead:  1 << 20,
 			// 1 MiB requests (the kernel's max_pages limit) instead of
 			// 128 KiB: a quarter of the round trips for big reads
 			MaxWrite: 1 << 20,
 		},
 	}
-	return gofs.Mount(dir, root, opts)
+	raw := &noOpendir{RawFileSystem: gofs.NewNodeFS(root, opts)}
+	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
+	if err != nil {
+		return nil, err
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
+		return nil, err
+	}
+	return srv, nil
 }
 
 // dirNode is a directory: a catalog, a source's directory, .catalog, or a
@@ -74,9 +91,14 @@ type dirNode struct {
 	gofs.Inode
 	d   engine.Dir
 	log *slog.Logger
-	// mtime is the mount's start: catalog directories have no time of
-	// their own.
-	mtime time.Time
+
+	mu sync.Mutex // guards listed and ents
+	// listed is the last listing the engine gave and ents its entries. A
+	// listing the engine keeps comes back as the same slice, and the
+	// kernel reads a big directory in several requests, each of which
+	// opens a stream (see noOpendir): they share one conversion.
+	listed []engine.Node
+	ents   []fuse.DirEntry
 }
 
 var _ = (gofs.NodeLookuper)((*dirNode)(nil))
@@ -87,8 +109,8 @@ func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, toErrno(n.log, "lookup", name, err)
 	}
 	if d, ok := child.(engine.Dir); ok {
-		n.fillDir(&out.Attr, d)
-		return n.NewInode(ctx, &dirNode{d: d, log: n.log, mtime: n.mtime}, gofs.StableAttr{Mode: fuse.S_IFDIR, Ino: d.Ino()}), 0
+		n.fillDir(ctx, &out.Attr, d)
+		return n.NewInode(ctx, &dirNode{d: d, log: n.log}, gofs.StableAttr{Mode: fuse.S_IFDIR, Ino: d.Ino()}), 0
 	}
 	f := child.(engine.File)
 	if errno := fillFile(ctx, n.log, &out.Attr, f); errno != 0 {
@@ -104,21 +126,27 @@ func (n *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	if err != nil {
 		return nil, toErrno(n.log, "readdir", n.d.Name(), err)
 	}
-	ents := make([]fuse.DirEntry, 0, len(ns))
-	for _, c := range ns {
-		mode := uint32(fuse.S_IFREG)
-		if c.IsDir() {
-			mode = fuse.S_IFDIR
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(ns) == 0 || len(ns) != len(n.listed) || &ns[0] != &n.listed[0] {
+		n.ents = make([]fuse.DirEntry, 0, len(ns))
+		for _, c := range ns {
+			mode := uint32(fuse.S_IFREG)
+			if c.IsDir() {
+				mode = fuse.S_IFDIR
+			}
+			n.ents = append(n.ents, fuse.DirEntry{Name: c.Name(), Mode: mode, Ino: c.Ino()})
 		}
-		ents = append(ents, fuse.DirEntry{Name: c.Name(), Mode: mode, Ino: c.Ino()})
+		n.listed = ns
 	}
-	return gofs.NewListDirStream(ents), 0
+	// a copy: go-fuse writes each entry's offset into the stream's slice
+	return gofs.NewListDirStream(append([]fuse.DirEntry(nil), n.ents...)), 0
 }
 
 var _ = (gofs.NodeGetattrer)((*dirNode)(nil))
 
 func (n *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.fillDir(&out.Attr, n.d)
+	n.fillDir(ctx, &out.Attr, n.d)
 	return 0
 }
 
@@ -137,11 +165,19 @@ var _ = (gofs.NodeOpendirer)((*dirNode)(nil))
 
 func (n *dirNode) Opendir(ctx context.Context) syscall.Errno { return 0 }
 
-func (n *dirNode) fillDir(a *fuse.Attr, d engine.Dir) {
+// fillDir gives a directory the time its contents were loaded as its
+// mtime. The kernel caches directory listings (see noOpendir) and drops
+// one when a refresh of the attributes shows a new mtime, so a directory
+// that cannot say when it changed gets the current time: its listing is
+// then cached at most for the attribute timeout.
+func (n *dirNode) fillDir(ctx context.Context, a *fuse.Attr, d engine.Dir) {
 	a.Mode = fuse.S_IFDIR | 0o555
 	a.Ino = d.Ino()
 	a.Nlink = 2
-	t := n.mtime
+	t := time.Now()
+	if v, ok := d.(engine.Versioned); ok {
+		t = v.Version(ctx)
+	}
 	a.SetTimes(&t, &t, &t)
 }
 

@@ -9,8 +9,9 @@ import (
 )
 
 // TestEditsWhileMounted: editing the catalog or a data file while mounted
-// shows the new version within the kernel's cache timeouts (1 s), never a
-// mix of the two.
+// shows the new version within the kernel's cache timeouts (5 s), never a
+// mix of the two. Listings too: the kernel keeps directory listings, and
+// must drop them when the catalog behind one changes.
 func TestEditsWhileMounted(t *testing.T) {
 	dir := realTempDir(t)
 	cat := filepath.Join(dir, "cat.yaml")
@@ -38,20 +39,31 @@ func TestEditsWhileMounted(t *testing.T) {
 	if got := read("a/describe.yaml"); !strings.Contains(got, "description: first") {
 		t.Fatalf("describe.yaml: %s", got)
 	}
+	// listed twice, so the second listing is the kernel's cached one
+	for range 2 {
+		if names := readDirNames(t, d.Mnt); len(names) != 3 {
+			t.Fatalf("listing before the edit: %v", names)
+		}
+	}
+	mtime0 := statFile(t, d.Mnt).ModTime()
 	write(data, "h\n1\n2\n3\n")
 	write(cat, "sources:\n  a:\n    description: second\n    driver: csv\n    args: {urlpath: '{{ CATALOG_DIR }}/x.csv'}\n  b:\n    driver: csv\n    args: {urlpath: '{{ CATALOG_DIR }}/x.csv'}\n")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		gotData, gotDesc := read("a.csv"), read("a/describe.yaml")
 		_, errB := os.Stat(d.path("b.csv"))
-		if gotData == "h\n1\n2\n3\n" && strings.Contains(gotDesc, "description: second") && errB == nil {
+		_, listedB := readDirNames(t, d.Mnt)["b.csv"]
+		mtime := statFile(t, d.Mnt).ModTime()
+		if gotData == "h\n1\n2\n3\n" && strings.Contains(gotDesc, "description: second") && errB == nil &&
+			listedB && mtime.After(mtime0) {
 			break
 		}
 		if gotData != "h\n1\n" && gotData != "h\n1\n2\n3\n" {
 			t.Fatalf("a.csv mixes versions: %q", gotData)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("edits not visible after 10 s: a.csv %q, describe %q, b.csv %v", gotData, gotDesc, errB)
+			t.Fatalf("edits not visible after 10 s: a.csv %q, describe %q, b.csv %v, b.csv listed %v, root mtime %v then %v",
+				gotData, gotDesc, errB, listedB, mtime0, mtime)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

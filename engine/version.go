@@ -1,0 +1,47 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// viewVersion is when the newest of the catalogs a view depends on was
+// loaded: its own file and every parent's, since a parent's entry gives
+// the nested catalog its arguments and inherited parameters, which can
+// change the names it lists.
+func (f *FS) viewVersion(v *View) time.Time {
+	t := f.Started
+	for ; v != nil; v = v.Parent {
+		if v.Cat != nil && v.Cat.Loaded.After(t) {
+			t = v.Cat.Loaded
+		}
+	}
+	return t
+}
+
+var _ Versioned = (*catalogDir)(nil)
+
+// Version of a catalog directory: its listing changes only with a load.
+func (d *catalogDir) Version(ctx context.Context) time.Time {
+	v, err := d.view(ctx)
+	if err != nil {
+		// a view that fails to load lists nothing new until it loads
+		return d.fs.Started
+	}
+	return d.fs.viewVersion(v)
+}
+
+var _ Versioned = (*metaDir)(nil)
+
+func (d *metaDir) Version(ctx context.Context) time.Time { return d.fs.viewVersion(d.view) }
+
+// A source's directory and a parts directory list a fixed set of names
+// for the life of their inode: a new catalog load or a changed set of
+// parts is a new inode number.
+var (
+	_ Versioned = (*sourceDir)(nil)
+	_ Versioned = (*partsDir)(nil)
+)
+
+func (d *sourceDir) Version(ctx context.Context) time.Time { return d.fs.Started }
+func (d *partsDir) Version(ctx context.Context) time.Time  { return d.fs.Started }
