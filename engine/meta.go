@@ -9,6 +9,8 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/intakefs/intakefs/remote"
@@ -96,6 +98,13 @@ type sourceDir struct {
 	view  *View
 	entry *Entry
 	err   error
+	// ino is Ino's answer once made: a directory listing asks for it
+	// once per entry per request, and the identity takes formatting
+	ino atomic.Uint64
+	// kids are the two files, made once: a walk lists and looks up in
+	// each source directory several times
+	kidsOnce sync.Once
+	kids     []Node
 }
 
 var _ Dir = (*sourceDir)(nil)
@@ -108,20 +117,30 @@ func (d *sourceDir) ident() string {
 	}
 	return fmt.Sprintf("%s/%s\x00invalid\x00gen%d", d.view.Ident, d.entry.Name, d.entry.Gen)
 }
-func (d *sourceDir) Ino() uint64 { return inoOf("src:" + d.ident()) }
+func (d *sourceDir) Ino() uint64 {
+	if n := d.ino.Load(); n != 0 {
+		return n
+	}
+	n := inoOf("src:" + d.ident())
+	d.ino.Store(n)
+	return n
+}
 
 func (d *sourceDir) ReadDir(ctx context.Context) ([]Node, error) {
-	id := d.ident()
-	fail := func() ([]byte, error) { return nil, d.err }
-	desc, md := fail, fail
-	if d.r != nil {
-		desc = func() ([]byte, error) { b, _, err := d.r.files(); return b, err }
-		md = func() ([]byte, error) { _, b, err := d.r.files(); return b, err }
-	}
-	return []Node{
-		&bytesFile{name: "describe.yaml", ident: "desc:" + id, mtime: d.fs.Started, gen: desc},
-		&bytesFile{name: "metadata.json", ident: "md:" + id, mtime: d.fs.Started, gen: md},
-	}, nil
+	d.kidsOnce.Do(func() {
+		id := d.ident()
+		fail := func() ([]byte, error) { return nil, d.err }
+		desc, md := fail, fail
+		if d.r != nil {
+			desc = func() ([]byte, error) { b, _, err := d.r.files(); return b, err }
+			md = func() ([]byte, error) { _, b, err := d.r.files(); return b, err }
+		}
+		d.kids = []Node{
+			&bytesFile{name: "describe.yaml", ident: "desc:" + id, mtime: d.fs.Started, gen: desc},
+			&bytesFile{name: "metadata.json", ident: "md:" + id, mtime: d.fs.Started, gen: md},
+		}
+	})
+	return d.kids, nil
 }
 
 func (d *sourceDir) Lookup(ctx context.Context, name string) (Node, error) {

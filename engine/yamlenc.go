@@ -178,6 +178,12 @@ func yamlSpecial(s string) bool {
 	case "true", "false", "yes", "no", "on", "off", "y", "n", "null", "~", ".inf", ".nan", "-.inf", "+.inf":
 		return true
 	}
+	// ParseFloat's failure allocates an error: skip it for the strings
+	// that cannot start a number it accepts (digits, a sign, a dot, inf,
+	// nan), which are almost all of them.
+	if s == "" || !strings.ContainsRune("0123456789+-.iInN", rune(s[0])) {
+		return false
+	}
 	if _, err := strconv.ParseFloat(s, 64); err == nil {
 		return true
 	}
