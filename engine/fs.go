@@ -52,6 +52,13 @@ type File interface {
 // time, and the FUSE layer treats every refresh as a change.
 type Versioned interface {
 	Version(ctx context.Context) time.Time
+	// KnownVersion is Version without loading or checking anything: the
+	// version of what was last loaded, or the start of the FS when nothing
+	// was. Listing a catalog gives attributes for every nested catalog in
+	// it, which must not load each of them (a dead server behind one would
+	// hold up the listing); the kernel asks for Version on its own when
+	// its attributes expire.
+	KnownVersion() time.Time
 }
 
 // KeepCacher is a File whose content never changes under the same inode

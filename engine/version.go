@@ -31,9 +31,25 @@ func (d *catalogDir) Version(ctx context.Context) time.Time {
 	return d.fs.viewVersion(v)
 }
 
+func (d *catalogDir) KnownVersion() time.Time {
+	if d.parent == nil {
+		// the root has no parent listing it: only Version is asked
+		return d.fs.Started
+	}
+	ident := d.parent.Ident + "/" + d.entry.Name + canonKVs(d.kvs)
+	d.fs.mu.Lock()
+	ve := d.fs.views[ident]
+	d.fs.mu.Unlock()
+	if ve == nil || ve.parent != d.parent.Cat {
+		return d.fs.Started
+	}
+	return d.fs.viewVersion(ve.view)
+}
+
 var _ Versioned = (*metaDir)(nil)
 
 func (d *metaDir) Version(ctx context.Context) time.Time { return d.fs.viewVersion(d.view) }
+func (d *metaDir) KnownVersion() time.Time               { return d.fs.viewVersion(d.view) }
 
 // A source's directory and a parts directory list a fixed set of names
 // for the life of their inode: a new catalog load or a changed set of
@@ -44,4 +60,6 @@ var (
 )
 
 func (d *sourceDir) Version(ctx context.Context) time.Time { return d.fs.Started }
+func (d *sourceDir) KnownVersion() time.Time               { return d.fs.Started }
 func (d *partsDir) Version(ctx context.Context) time.Time  { return d.fs.Started }
+func (d *partsDir) KnownVersion() time.Time                { return d.fs.Started }

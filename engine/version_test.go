@@ -32,6 +32,28 @@ func TestDirVersion(t *testing.T) {
 		}
 		return v.Version(ctx)
 	}
+	// the root's listing holds sub before anything loaded it: what is
+	// known of it then is the start, and asking loads nothing
+	rootKids, err := f.Root().ReadDir(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub Versioned
+	for _, k := range rootKids {
+		if k.Name() == "sub" {
+			sub = k.(Versioned)
+		}
+	}
+	if sub == nil {
+		t.Fatalf("no sub in %v", rootKids)
+	}
+	if got := sub.KnownVersion(); !got.Equal(f.Started) {
+		t.Errorf("sub before any load: known version %v, want the start %v", got, f.Started)
+	}
+	if got := sub.Version(ctx); !got.After(f.Started) || !sub.KnownVersion().Equal(got) {
+		t.Errorf("sub loaded: version %v, known %v; want a load time after the start", got, sub.KnownVersion())
+	}
+
 	paths := []string{"", ".catalog", "sub", "sub/.catalog", "sub/a"}
 	before := map[string]time.Time{}
 	for _, p := range paths {

@@ -109,7 +109,7 @@ func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, toErrno(n.log, "lookup", name, err)
 	}
 	if d, ok := child.(engine.Dir); ok {
-		n.fillDir(ctx, &out.Attr, d)
+		n.fillDir(ctx, &out.Attr, d, false)
 		return n.NewInode(ctx, &dirNode{d: d, log: n.log}, gofs.StableAttr{Mode: fuse.S_IFDIR, Ino: d.Ino()}), 0
 	}
 	f := child.(engine.File)
@@ -146,7 +146,7 @@ func (n *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 var _ = (gofs.NodeGetattrer)((*dirNode)(nil))
 
 func (n *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.fillDir(ctx, &out.Attr, n.d)
+	n.fillDir(ctx, &out.Attr, n.d, true)
 	return 0
 }
 
@@ -169,14 +169,19 @@ func (n *dirNode) Opendir(ctx context.Context) syscall.Errno { return 0 }
 // mtime. The kernel caches directory listings (see noOpendir) and drops
 // one when a refresh of the attributes shows a new mtime, so a directory
 // that cannot say when it changed gets the current time: its listing is
-// then cached at most for the attribute timeout.
-func (n *dirNode) fillDir(ctx context.Context, a *fuse.Attr, d engine.Dir) {
+// then cached at most for the attribute timeout. A lookup (and so every
+// entry of a listing) gives the version known without loading anything;
+// GETATTR, which the kernel sends before reusing a listing whose
+// attributes expired, checks.
+func (n *dirNode) fillDir(ctx context.Context, a *fuse.Attr, d engine.Dir, check bool) {
 	a.Mode = fuse.S_IFDIR | 0o555
 	a.Ino = d.Ino()
 	a.Nlink = 2
 	t := time.Now()
-	if v, ok := d.(engine.Versioned); ok {
+	if v, ok := d.(engine.Versioned); ok && check {
 		t = v.Version(ctx)
+	} else if ok {
+		t = v.KnownVersion()
 	}
 	a.SetTimes(&t, &t, &t)
 }
