@@ -5,7 +5,8 @@ package cache
 // # Blocks and identity
 //
 // An object version is cut into fixed-size blocks (Options.BlockSize,
-// 1 MiB by default). Everything is keyed by keyOf(URL, Identity(), Size):
+// 64 KiB by default: the unit a random reader pays for, so small that a
+// Parquet reader of one column fetches little more than its pages). Everything is keyed by keyOf(URL, Identity(), Size):
 // a changed object has another key, so its old blocks can never be served
 // for it; a handle pins the key it was opened with, so one handle never
 // sees two versions (blocks it still has to fetch are read with the
@@ -23,7 +24,9 @@ package cache
 // start is unverified: its first read reads the whole block and checks the
 // crc32c before serving a byte, and a block that fails (bytes that never
 // reached the disk, a torn record, a truncated or edited file) is dropped
-// and fetched again. Blocks this process wrote or verified are trusted for
+// and fetched again (unless the last run ended with a clean Close, which
+// made its blocks durable and says so: clean.go). Blocks this process
+// wrote or verified are trusted for
 // the rest of its life (and only re-read for the bytes asked for), because
 // the only writer of the file is this process (the directory lock), and it
 // clears a record and punches the hole only for a block no one can read
@@ -50,21 +53,31 @@ package cache
 //
 // # Fetching
 //
-// A block is fetched by one ranged read of exactly the block; concurrent
-// readers of one block share one fetch (a flight), which is cancelled when
-// every reader waiting for it has gone (and no readahead or Warm wants
-// it). The flight copies the bytes to its waiting readers first and writes
-// the block to disk after, so a reader never waits for the disk; readers
-// that come during the write wait for it and read the block from disk. We
-// do not use x/sync/singleflight: a flight must be joinable by readers
-// with their own contexts, cancellable when they all leave, and must copy
-// into each reader's buffer so that no reader holds a buffer while it
-// waits for another block (which, with a shared memory budget, could
-// deadlock). The memory of in-flight blocks is
-// bounded for the whole cache by Options.MemoryBytes (a weighted semaphore
-// that readahead only takes when free, and demand reads wait for). No lock
-// is held across a store call; a read waits on its own context, and the
-// fetch itself is bounded by the store's timeouts.
+// Blocks are fetched by ranged reads of consecutive blocks (runs, in
+// fetch.go): a random read's blocks in one request, a sequential reader's
+// readahead up to Options.FetchMax (16 MiB) per request. Concurrent
+// readers of one block share one fetch (a flight per block, fed by its
+// run), which is cancelled when every reader waiting for it has gone (and
+// no readahead or Warm wants it). The run copies each block's bytes to its
+// waiting readers first and writes the block to disk after, so a reader
+// never waits for the disk; readers that come during the write wait for
+// it and read the block from disk. We do not use x/sync/singleflight: a
+// flight must be joinable by readers with their own contexts, cancellable
+// when they all leave, and must copy into each reader's buffer so that no
+// reader holds a buffer while it waits for another block (which, with a
+// shared memory budget, could deadlock). The memory of fetches (a block's
+// buffer per run) is bounded for the whole cache by Options.MemoryBytes (a
+// weighted semaphore that readahead only takes when free, and demand reads
+// wait for). No lock is held across a store call; a read waits on its own
+// context, and the fetch itself is bounded by the store's timeouts.
+//
+// # Passthrough
+//
+// A handle on an object whose every block is present and verified gives
+// the kernel the data file itself (LocalFile, for FUSE passthrough), with
+// all its blocks pinned until the handle closes: the kernel then reads the
+// cached object as it reads a local file, without a round trip through
+// this process.
 
 import (
 	"context"
@@ -88,12 +101,13 @@ import (
 
 // Defaults for the zero fields of Options.
 const (
-	DefaultBlockSize    = 1 << 20
+	DefaultBlockSize    = 64 << 10
 	DefaultMaxBytes     = 10 << 30
 	DefaultMinFreeBytes = 1 << 30
 	DefaultReadaheadMin = 1 << 20
 	DefaultReadaheadMax = 64 << 20
 	DefaultMemoryBytes  = 256 << 20
+	DefaultFetchMax     = 16 << 20
 )
 
 // Options configure New.
@@ -107,9 +121,16 @@ type Options struct {
 	// MinFreeBytes is the free space the cache leaves on its filesystem
 	// (0: DefaultMinFreeBytes, negative: none).
 	MinFreeBytes int64
-	// BlockSize is the unit of fetching and caching (0: 1 MiB); a multiple
-	// of 4096. Entries of another block size found on disk are discarded.
+	// BlockSize is the unit of fetching and caching (0: 64 KiB); a
+	// multiple of 4096. A random read fetches the blocks it touches, so a
+	// small block keeps what a Parquet reader fetches for one column close
+	// to the column's bytes; sequential readers are served by requests of
+	// up to FetchMax whatever the block size. Entries of another block size
+	// found on disk are discarded.
 	BlockSize int64
+	// FetchMax bounds one ranged request of a sequential reader's
+	// readahead (0: 16 MiB); rounded down to whole blocks, at least one.
+	FetchMax int64
 	// ReadaheadMin and ReadaheadMax bound a sequential reader's prefetch
 	// window (0: 1 MiB and 64 MiB); rounded up to whole blocks. A negative
 	// ReadaheadMax turns readahead off.
@@ -196,6 +217,7 @@ type object struct {
 	doomed  bool // delete when unused (superseded or cleared)
 	gone    bool // detached from the index
 	dirty   bool // used since its last use was written to disk
+	wrote   bool // blocks written by this process: fsynced at Close
 	lastUse time.Time
 
 	onDisk atomic.Bool // its directory and meta.json exist
@@ -219,26 +241,29 @@ type waiter struct {
 	done   chan struct{}
 }
 
-// flight is one fetch of one block.
+// flight is one fetch of one block, fed by its run (fetch.go).
 type flight struct {
-	key    flightKey
-	s      remote.Store
-	n      int64
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{} // closed when finished (committed or failed)
+	key  flightKey
+	r    *run
+	n    int64
+	done chan struct{} // closed when finished (committed or failed)
 	// guarded by Cache.mu
 	waiters   []*waiter
 	keep      int // prefetch and warm interest
 	delivered bool
 	cancelled bool
-	prefetch  bool
-	budget    int64 // memory already taken (prefetch)
 	err       error // valid after done
 }
 
 // Cache is a persistent block cache; see the comment at the top of this
 // file. It implements Opener.
+//
+// Locks: Cache.mu guards the fields below it, every object's and block's
+// fields (other than an object's files), flights and runs' counts; it is
+// never held across a store call or file I/O (only a few statfs and
+// unlinks of an empty object's bookkeeping, which take no disk time). An
+// object's fmu guards its open files. A handle's mu guards its readahead
+// state. Order: handle.mu, then object.fmu, then Cache.mu.
 type Cache struct {
 	opt   Options
 	root  string
@@ -253,6 +278,7 @@ type Cache struct {
 	st    counters
 
 	noReadahead bool
+	runBlocks   int64 // blocks in one readahead request (Options.FetchMax)
 
 	mu       sync.Mutex
 	closed   bool
@@ -311,6 +337,10 @@ func New(o Options) (*Cache, error) {
 	if o.MemoryBytes == 0 {
 		o.MemoryBytes = DefaultMemoryBytes
 	}
+	if o.FetchMax <= 0 {
+		o.FetchMax = DefaultFetchMax
+	}
+	o.FetchMax = max(o.FetchMax/o.BlockSize, 1) * o.BlockSize
 	if o.MemoryBytes < 2*o.BlockSize {
 		o.MemoryBytes = 2 * o.BlockSize
 	}
@@ -345,7 +375,7 @@ func New(o Options) (*Cache, error) {
 	lf.Truncate(0)
 	lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 
-	c := &Cache{opt: o, root: root, bs: o.BlockSize, log: o.Log, lockf: lf, noReadahead: noReadahead,
+	c := &Cache{opt: o, root: root, bs: o.BlockSize, log: o.Log, lockf: lf, noReadahead: noReadahead, runBlocks: o.FetchMax / o.BlockSize,
 		sem: semaphore.NewWeighted(o.MemoryBytes), objects: map[string]*object{},
 		byURL: map[string]map[*object]struct{}{}, flights: map[flightKey]*flight{}}
 	c.ctx, c.stop = context.WithCancel(context.Background())
@@ -367,6 +397,7 @@ func (c *Cache) load() error {
 			os.RemoveAll(filepath.Join(trash, e.Name()))
 		}
 	}
+	clean := takeClean(c.root)
 	found, err := scanDir(c.root, c.bs, true, func(dir string, err error) {
 		c.log.Warn("cache: discarding entry", "dir", dir, "err", err)
 	})
@@ -381,6 +412,7 @@ func (c *Cache) load() error {
 		}
 		o := c.newObject(s.meta.info(), s.meta.Identity, s.key)
 		o.onDisk.Store(true)
+		trust := trusted(clean, s.key, s.dir)
 		o.lastUse = s.lastUse
 		idxs := make([]int64, 0, len(s.blocks))
 		for i := range s.blocks {
@@ -389,6 +421,7 @@ func (c *Cache) load() error {
 		sort.Slice(idxs, func(a, b int) bool { return idxs[a] > idxs[b] })
 		for _, i := range idxs {
 			b := &block{o: o, idx: i, n: blockLen(o.info.Size, c.bs, i), state: stPresent, crc: s.blocks[i]}
+			b.verified.Store(trust)
 			o.blocks[i] = b
 			o.cached += b.n
 			c.used += b.n
@@ -461,6 +494,7 @@ func (c *Cache) Close() error {
 		}
 		o.fmu.Unlock()
 	}
+	c.writeClean(objs)
 	return c.lockf.Close()
 }
 
@@ -794,206 +828,6 @@ func (c *Cache) dropBlocks(bs []*block) {
 	}
 }
 
-// joinLocked registers w (if not nil) and/or a keep reference with the
-// flight for block idx of o, making one when there is none; a new flight
-// must be started with go c.run(f) after unlocking. A flight that has
-// already delivered its bytes (and is writing them to disk) takes no more
-// waiters: w is not registered and late is set; wait for f.done and look
-// again.
-func (c *Cache) joinLocked(s remote.Store, o *object, idx int64, w *waiter, keep bool) (f *flight, created, late bool) {
-	k := flightKey{o, idx}
-	if f = c.flights[k]; f == nil {
-		f = c.newFlightLocked(s, o, idx)
-		created = true
-	}
-	if w != nil {
-		if f.delivered {
-			late = true
-		} else {
-			f.waiters = append(f.waiters, w)
-		}
-	}
-	if keep {
-		f.keep++
-	}
-	return f, created, late
-}
-
-func (c *Cache) newFlightLocked(s remote.Store, o *object, idx int64) *flight {
-	f := &flight{key: flightKey{o, idx}, s: s, n: blockLen(o.info.Size, c.bs, idx), done: make(chan struct{})}
-	f.ctx, f.cancel = context.WithCancel(c.ctx)
-	c.flights[f.key] = f
-	o.users++
-	c.wg.Add(1)
-	c.st.running.Add(1)
-	return f
-}
-
-// maybeCancelLocked cancels a flight no one waits for any more, and takes
-// it out of the map so that a later reader starts afresh.
-func (c *Cache) maybeCancelLocked(f *flight) {
-	if len(f.waiters) > 0 || f.keep > 0 || f.delivered || f.cancelled {
-		return
-	}
-	f.cancelled = true
-	f.cancel()
-	if c.flights[f.key] == f {
-		delete(c.flights, f.key)
-	}
-}
-
-// run fetches a flight's block, stores it, and hands it to its waiters.
-func (c *Cache) run(f *flight) {
-	defer c.wg.Done()
-	defer c.st.running.Add(-1)
-	o, idx, n := f.key.o, f.key.idx, f.n
-	defer c.release(o)
-	defer f.cancel()
-	if f.budget == 0 {
-		if err := c.sem.Acquire(f.ctx, n); err != nil {
-			c.deliver(f, nil, err)
-			c.finish(f)
-			return
-		}
-		f.budget = n
-	}
-	c.st.memAdd(n)
-	bp := c.bufs.Get().(*[]byte)
-	buf := (*bp)[:n]
-	err := c.fetch(f, buf)
-	if err != nil && f.ctx.Err() == nil {
-		c.st.remoteErrors.Add(1)
-	}
-	// Readers first, then the disk: a reader never waits for the write.
-	c.deliver(f, buf, err)
-	if err == nil {
-		c.commit(o, idx, buf)
-	}
-	c.finish(f)
-	c.bufs.Put(bp)
-	c.sem.Release(n)
-	c.st.memAdd(-n)
-}
-
-// fetch reads the block into buf with as few ranged reads as it can: one,
-// unless a body breaks off after delivering some bytes, when the rest is
-// asked for again (twice at most).
-func (c *Cache) fetch(f *flight, buf []byte) error {
-	o := f.key.o
-	off := f.key.idx * c.bs
-	got := 0
-	for attempt := 0; ; attempt++ {
-		c.st.remoteRequests.Add(1)
-		if f.prefetch {
-			c.st.prefetchRequests.Add(1)
-		}
-		var rc io.ReadCloser
-		var err error
-		rest := int64(len(buf) - got)
-		if vr, ok := f.s.(versionReader); ok {
-			rc, err = vr.ReadVersion(f.ctx, o.info, off+int64(got), rest)
-		} else {
-			rc, err = f.s.ReadRange(f.ctx, o.info.URL, off+int64(got), rest)
-		}
-		if err != nil {
-			return err
-		}
-		m, err := io.ReadFull(rc, buf[got:])
-		rc.Close()
-		got += m
-		c.st.remoteBytes.Add(int64(m))
-		if f.prefetch {
-			c.st.prefetchBytes.Add(int64(m))
-		}
-		if err == nil {
-			return nil
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("read %s: %w: the object ended at %d, before its size %d (changed since it was opened?)",
-				o.info.URL, io.ErrUnexpectedEOF, off+int64(got), o.info.Size)
-		}
-		if m == 0 || attempt >= 2 || f.ctx.Err() != nil {
-			return err
-		}
-	}
-}
-
-// commit stores a fetched block, evicting to make room; a block that does
-// not fit is simply not kept.
-func (c *Cache) commit(o *object, idx int64, buf []byte) {
-	n := int64(len(buf))
-	crc := checksum(buf)
-	c.refreshFree(false)
-	c.mu.Lock()
-	if c.closed || o.gone || o.doomed || o.blocks[idx] != nil {
-		c.mu.Unlock()
-		return
-	}
-	victims, ok := c.makeRoomLocked(n, false)
-	if !ok {
-		c.mu.Unlock()
-		c.st.notStored.Add(1)
-		return
-	}
-	b := &block{o: o, idx: idx, n: n, state: stWriting}
-	o.blocks[idx] = b
-	c.used += n
-	c.freeDelta += n
-	c.mu.Unlock()
-	c.dropBlocks(victims)
-
-	data, index, err := c.files(o, true)
-	if err == nil {
-		_, err = data.WriteAt(buf, idx*c.bs)
-	}
-	if err == nil {
-		err = writeRecord(index, idx, int(n), crc)
-	}
-	c.mu.Lock()
-	if err != nil {
-		c.evictLocked(b)
-		c.mu.Unlock()
-		c.st.writeErrs.Add(1)
-		c.log.Warn("cache: cannot store a block", "url", o.info.URL, "dir", o.dir, "err", err)
-		c.dropBlocks([]*block{b})
-		return
-	}
-	b.state = stPresent
-	b.crc = crc
-	b.verified.Store(true)
-	o.cached += n
-	c.lruPushFront(b)
-	c.mu.Unlock()
-}
-
-// deliver hands the block (or the error) to the flight's waiters.
-func (c *Cache) deliver(f *flight, buf []byte, err error) {
-	c.mu.Lock()
-	f.delivered = true
-	f.err = err
-	ws := f.waiters
-	f.waiters = nil
-	c.mu.Unlock()
-	for _, w := range ws {
-		if err == nil {
-			copy(w.dst, buf[w.within:])
-		}
-		w.err = err
-		close(w.done)
-	}
-}
-
-// finish ends a flight once its block is stored (or not): later readers
-// find the block on disk, or make a new flight.
-func (c *Cache) finish(f *flight) {
-	c.mu.Lock()
-	if c.flights[f.key] == f {
-		delete(c.flights, f.key)
-	}
-	c.mu.Unlock()
-	close(f.done)
-}
-
 // handle is an open object version.
 type handle struct {
 	c      *Cache
@@ -1003,9 +837,100 @@ type handle struct {
 	cancel context.CancelFunc
 	closed atomic.Bool
 
-	mu sync.Mutex // guards ra and pf
+	mu sync.Mutex // guards ra, pf, pt and ptBlocks
 	ra readahead
 	pf []*flight // prefetches this handle keeps alive
+	// pt is the data file handed out for passthrough (LocalFile), and
+	// ptBlocks the blocks pinned for it: the kernel reads them without us.
+	pt       *os.File
+	ptBlocks []*block
+}
+
+// LocalFiler is implemented by the handles Cache.Open returns: a local
+// file holding exactly the object's bytes, for FUSE passthrough, or nil.
+type LocalFiler interface {
+	LocalFile() *os.File
+}
+
+var _ LocalFiler = (*handle)(nil)
+
+// LocalFile implements LocalFiler: when every block of the object is
+// present and verified, the object's data file (opened read-only), with
+// every block pinned until Close so that nothing evicts or punches it
+// while the kernel reads it; nil otherwise (the handle then reads through
+// the cache as usual, and a later open may find the object complete).
+func (h *handle) LocalFile() *os.File {
+	c, o := h.c, h.o
+	if h.closed.Load() || o.info.Size == 0 {
+		return nil
+	}
+	h.mu.Lock()
+	f := h.pt
+	h.mu.Unlock()
+	if f != nil {
+		return f
+	}
+	c.mu.Lock()
+	full := o.cached == o.info.Size && !o.doomed && !o.gone
+	c.mu.Unlock()
+	if !full {
+		return nil
+	}
+	// Opens the cache's own descriptors and learns the file's identity;
+	// a replaced file loses its blocks' verification here.
+	if data, _, err := c.files(o, false); err != nil || data == nil {
+		return nil
+	}
+	pinned := make([]*block, 0, o.nblocks)
+	unpin := func() {
+		c.mu.Lock()
+		for _, b := range pinned {
+			b.pins--
+		}
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	for i := int64(0); i < o.nblocks; i++ {
+		b := o.blocks[i]
+		if b == nil || b.state != stPresent || !b.verified.Load() {
+			c.mu.Unlock()
+			unpin()
+			return nil
+		}
+		b.pins++
+		c.lruTouch(b)
+		pinned = append(pinned, b)
+	}
+	o.lastUse = time.Now()
+	o.dirty = true
+	c.mu.Unlock()
+	f, err := os.Open(filepath.Join(o.dir, dataName))
+	if err == nil {
+		fi, serr := f.Stat()
+		o.fmu.Lock()
+		same := serr == nil && fileID(fi) == o.fileID && fi.Size() >= o.info.Size
+		o.fmu.Unlock()
+		if !same {
+			f.Close()
+			err = errors.New("data file replaced")
+		}
+	}
+	if err != nil {
+		unpin()
+		return nil
+	}
+	h.mu.Lock()
+	if h.pt != nil || h.closed.Load() {
+		// Another call won, or Close came first.
+		h.mu.Unlock()
+		f.Close()
+		unpin()
+		return nil
+	}
+	h.pt, h.ptBlocks = f, pinned
+	h.mu.Unlock()
+	c.st.passthroughOpens.Add(1)
+	return f
 }
 
 var _ ContextReaderAt = (*handle)(nil)
@@ -1014,6 +939,7 @@ var _ ContextReaderAt = (*handle)(nil)
 type part struct {
 	idx    int64
 	dst    []byte
+	at     int64 // dst's offset in the read's buffer
 	within int64
 	b      *block  // pinned present block, or
 	f      *flight // a flight and our waiter on it (w nil: a late joiner)
@@ -1047,7 +973,7 @@ func (h *handle) ReadAtContext(ctx context.Context, p []byte, off int64) (int, e
 	bs := c.bs
 	first, last := off/bs, (off+want-1)/bs
 	parts := make([]part, 0, last-first+1)
-	var starts []*flight
+	var created []*flight // in block order: one run per stretch of them
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -1055,37 +981,49 @@ func (h *handle) ReadAtContext(ctx context.Context, p []byte, off int64) (int, e
 	}
 	for i := first; i <= last; i++ {
 		lo, hi := max(off, i*bs), min(off+want, (i+1)*bs)
-		pt := part{idx: i, dst: p[lo-off : hi-off], within: lo - i*bs}
+		pt := part{idx: i, dst: p[lo-off : hi-off], at: lo - off, within: lo - i*bs}
 		if b := o.blocks[i]; b != nil && b.state == stPresent {
 			b.pins++
 			c.lruTouch(b)
 			pt.b = b
 		} else {
 			pt.w = &waiter{dst: pt.dst, within: pt.within, done: make(chan struct{})}
-			f, created, late := c.joinLocked(h.s, o, i, pt.w, false)
-			pt.f = f
-			if late {
-				pt.w = nil
+			f := c.flights[flightKey{o, i}]
+			if f == nil {
+				f = c.newFlightLocked(o, i)
+				created = append(created, f)
 			}
-			if created {
-				starts = append(starts, f)
+			pt.f = f
+			if f.delivered {
+				pt.w = nil // late: wait for the flight to end, then look again
+			} else {
+				f.waiters = append(f.waiters, pt.w)
 			}
 		}
 		parts = append(parts, pt)
 	}
+	runs := c.startRunsLocked(h.s, o, created, false)
 	o.dirty = true
 	o.lastUse = time.Now()
 	c.mu.Unlock()
-	for _, f := range starts {
-		go c.run(f)
+	for _, r := range runs {
+		go c.run(r)
 	}
 	h.readahead(off, want)
 
 	var n int64
 	var err error
-	for k := range parts {
+	for k := 0; k < len(parts); k++ {
 		pt := &parts[k]
 		if pt.b != nil {
+			// Consecutive blocks already checked: one pread for all.
+			if j := h.readSpan(p, parts[k:]); j > 0 {
+				for _, q := range parts[k : k+j] {
+					n += int64(len(q.dst))
+				}
+				k += j - 1
+				continue
+			}
 			err = h.readDisk(ctx, pt)
 		} else if pt.w == nil {
 			err = h.waitDone(ctx, pt.f)
@@ -1112,6 +1050,46 @@ func (h *handle) ReadAtContext(ctx context.Context, p []byte, off int64) (int, e
 		err = io.EOF
 	}
 	return int(n), err
+}
+
+// readSpan serves, with one read of the data file, the longest run of
+// parts at the start of ps whose blocks are pinned, present and verified,
+// when there are at least two; it unpins them and returns how many it
+// served (0: none, the caller reads them one by one).
+func (h *handle) readSpan(p []byte, ps []part) int {
+	c := h.c
+	j := 0
+	for j < len(ps) && ps[j].b != nil && ps[j].b.verified.Load() {
+		j++
+	}
+	if j < 2 {
+		return 0
+	}
+	data, _, err := c.files(h.o, false)
+	if err != nil || data == nil {
+		return 0
+	}
+	// files() clears verified when the data file was replaced: look again.
+	for k := range ps[:j] {
+		if !ps[k].b.verified.Load() {
+			return 0
+		}
+	}
+	// The parts' buffers are consecutive pieces of p.
+	first, last := ps[0], ps[j-1]
+	dst := p[first.at : last.at+int64(len(last.dst))]
+	total := len(dst)
+	if m, rerr := data.ReadAt(dst, first.b.idx*c.bs+first.within); rerr != nil || m != total {
+		return 0
+	}
+	c.mu.Lock()
+	for _, q := range ps[:j] {
+		q.b.pins--
+	}
+	c.mu.Unlock()
+	c.st.hitBlocks.Add(int64(j))
+	c.st.hitBytes.Add(int64(total))
+	return j
 }
 
 // readDisk serves a part from a pinned present block, and unpins it. A
@@ -1189,10 +1167,10 @@ func (h *handle) fetchPart(ctx context.Context, pt *part) error {
 			pt.b = b
 			return h.readDisk(ctx, pt)
 		}
-		f, created, late := c.joinLocked(h.s, h.o, pt.idx, w, false)
+		f, r, late := c.joinLocked(h.s, h.o, pt.idx, w, false)
 		c.mu.Unlock()
-		if created {
-			go c.run(f)
+		if r != nil {
+			go c.run(r)
 		}
 		if late {
 			if err := h.waitDone(ctx, f); err != nil {
@@ -1280,7 +1258,7 @@ func (h *handle) readahead(off, n int64) {
 	if from >= to {
 		return
 	}
-	var starts []*flight
+	var runs []*run
 	issuedTo := to
 	c.mu.Lock()
 	if c.closed || h.closed.Load() || h.o.doomed {
@@ -1296,9 +1274,17 @@ func (h *handle) readahead(off, n int64) {
 	}
 	clear(h.pf[len(live):])
 	h.pf = live
-	for i := from / c.bs; i*c.bs < to; i++ {
-		if h.o.blocks[i] != nil || c.flights[flightKey{h.o, i}] != nil {
+	absent := func(i int64) bool { return h.o.blocks[i] == nil && c.flights[flightKey{h.o, i}] == nil }
+	end := (to + c.bs - 1) / c.bs
+	for i := from / c.bs; i < end; {
+		if !absent(i) {
+			i++
 			continue
+		}
+		// One request for the stretch of absent blocks from i.
+		j := i + 1
+		for j < end && j-i < c.runBlocks && absent(j) {
+			j++
 		}
 		bn := blockLen(h.o.info.Size, c.bs, i)
 		if !c.sem.TryAcquire(bn) {
@@ -1306,17 +1292,24 @@ func (h *handle) readahead(off, n int64) {
 			issuedTo = i * c.bs
 			break
 		}
-		f := c.newFlightLocked(h.s, h.o, i)
-		f.prefetch, f.budget, f.keep = true, bn, 1
-		h.pf = append(h.pf, f)
-		starts = append(starts, f)
+		fl := make([]*flight, 0, j-i)
+		for k := i; k < j; k++ {
+			f := c.newFlightLocked(h.o, k)
+			f.keep = 1
+			fl = append(fl, f)
+		}
+		h.pf = append(h.pf, fl...)
+		r := c.newRunLocked(h.s, h.o, fl, true)
+		r.budget = bn
+		runs = append(runs, r)
+		i = j
 	}
 	c.mu.Unlock()
 	if issuedTo < s.raEnd {
 		s.raEnd = issuedTo
 	}
-	for _, f := range starts {
-		go c.run(f)
+	for _, r := range runs {
+		go c.run(r)
 	}
 }
 
@@ -1331,8 +1324,16 @@ func (h *handle) Close() error {
 	h.mu.Lock()
 	pf := h.pf
 	h.pf = nil
+	pt, ptBlocks := h.pt, h.ptBlocks
+	h.pt, h.ptBlocks = nil, nil
 	h.mu.Unlock()
+	if pt != nil {
+		pt.Close()
+	}
 	c.mu.Lock()
+	for _, b := range ptBlocks {
+		b.pins--
+	}
 	for _, f := range pf {
 		f.keep--
 		c.maybeCancelLocked(f)

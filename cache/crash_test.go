@@ -83,6 +83,11 @@ func TestKilledMidWrite(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 
+		// The child took the clean file the last round's Close left: a
+		// kill must not leave one to vouch for its unsynced blocks.
+		if _, err := os.Stat(filepath.Join(dir, formatDir, cleanName)); !os.IsNotExist(err) {
+			t.Fatalf("round %d: a clean file after a kill (%v)", round, err)
+		}
 		f.resetLog()
 		c, err := New(Options{Dir: dir, BlockSize: 16 * kib, MaxBytes: 100 * 16 * kib, MinFreeBytes: -1})
 		if err != nil {

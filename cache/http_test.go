@@ -83,7 +83,7 @@ func TestOverRealHTTP(t *testing.T) {
 	obj := &served{data: randBytes(30, 9*mib+4321), etag: `"v1"`}
 	var gets, bytesOut atomic.Int64
 	mod := time.Unix(1700000000, 0)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := loopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		obj.mu.Lock()
 		data, etag := obj.data, obj.etag
 		obj.mu.Unlock()
@@ -94,13 +94,6 @@ func TestOverRealHTTP(t *testing.T) {
 		cw := &countingWriter{ResponseWriter: w, n: &bytesOut}
 		http.ServeContent(cw, r, "obj.bin", mod, bytes.NewReader(data))
 	}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Listener = ln
-	srv.Start()
-	defer srv.Close()
 
 	st := httpStore{client: srv.Client()}
 	url := srv.URL + "/obj.bin"
@@ -130,8 +123,10 @@ func TestOverRealHTTP(t *testing.T) {
 	}
 	h.Close()
 	waitIdle(t, c)
-	if g := gets.Load(); g != 10 {
-		t.Errorf("%d GETs for 10 blocks", g)
+	// Each byte fetched once, in at most one GET per block.
+	firstGets := gets.Load()
+	if nb := (info.Size + c.bs - 1) / c.bs; firstGets > nb || firstGets == 0 {
+		t.Errorf("%d GETs for %d blocks", firstGets, nb)
 	}
 	if s := c.Stats(); s.RemoteBytes != info.Size {
 		t.Errorf("fetched %d bytes: %+v", s.RemoteBytes, s)
@@ -144,8 +139,8 @@ func TestOverRealHTTP(t *testing.T) {
 	if !bytes.Equal(readAll(t, h2, info.Size, 1*mib), obj.data) {
 		t.Fatal("warm read differs")
 	}
-	if g := gets.Load(); g != 10 {
-		t.Errorf("warm read made %d GETs", g-10)
+	if g := gets.Load(); g != firstGets {
+		t.Errorf("warm read made %d GETs", g-firstGets)
 	}
 	// The server's object changes: the old handle's uncached reads fail
 	// (If-Match → 412), a new Stat gives the new bytes.
@@ -221,4 +216,20 @@ func BenchmarkHTTPSequentialCold(b *testing.B) {
 			b.StartTimer()
 		}
 	})
+}
+
+// loopbackServer starts h on 127.0.0.1 only (never on every interface),
+// closed when the test ends.
+func loopbackServer(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
 }

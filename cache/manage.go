@@ -170,8 +170,9 @@ func (c *Cache) Warm(ctx context.Context, s remote.Store, obj remote.ObjectInfo,
 		report(0)
 	}
 
-	par := int(c.opt.MemoryBytes / c.bs / 2)
-	par = max(1, min(par, 16))
+	// A few requests of up to FetchMax at once: each holds one block's
+	// buffer, and a few are enough to keep a link busy.
+	const par = 4
 	slots := make(chan struct{}, par)
 	var wg sync.WaitGroup
 	var emu sync.Mutex
@@ -189,7 +190,7 @@ func (c *Cache) Warm(ctx context.Context, s remote.Store, obj remote.ObjectInfo,
 		return firstErr != nil
 	}
 loop:
-	for i := int64(0); i < o.nblocks; i++ {
+	for i := int64(0); i < o.nblocks; i += c.runBlocks {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
@@ -207,41 +208,53 @@ loop:
 			setErr(ErrClosed)
 			break
 		}
-		if b := o.blocks[i]; b != nil && b.state == stPresent {
-			c.lruTouch(b)
-			c.mu.Unlock()
-			<-slots
-			report(b.n)
-			continue
+		var wait, created []*flight
+		var have int64
+		for k := i; k < min(i+c.runBlocks, o.nblocks); k++ {
+			if b := o.blocks[k]; b != nil && b.state == stPresent {
+				c.lruTouch(b)
+				have += b.n
+				continue
+			}
+			f := c.flights[flightKey{o, k}]
+			if f == nil {
+				f = c.newFlightLocked(o, k)
+				created = append(created, f)
+			}
+			f.keep++
+			wait = append(wait, f)
 		}
-		f, created, _ := c.joinLocked(s, o, i, nil, true)
+		runs := c.startRunsLocked(s, o, created, false)
 		c.mu.Unlock()
-		if created {
-			go c.run(f)
+		for _, r := range runs {
+			go c.run(r)
 		}
+		report(have)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			select {
-			case <-f.done:
-			case <-ctx.Done():
+			for _, f := range wait {
+				select {
+				case <-f.done:
+				case <-ctx.Done():
+				}
+				c.mu.Lock()
+				f.keep--
+				c.maybeCancelLocked(f)
+				c.mu.Unlock()
+				select {
+				case <-f.done:
+				default:
+					setErr(ctx.Err())
+					continue
+				}
+				if f.err != nil {
+					setErr(f.err)
+					continue
+				}
+				report(f.n)
 			}
-			c.mu.Lock()
-			f.keep--
-			c.maybeCancelLocked(f)
-			c.mu.Unlock()
-			select {
-			case <-f.done:
-			default:
-				setErr(ctx.Err())
-				return
-			}
-			if f.err != nil {
-				setErr(f.err)
-				return
-			}
-			report(f.n)
 		}()
 	}
 	wg.Wait()

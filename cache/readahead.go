@@ -6,20 +6,33 @@ package cache
 // seen as sequential, and FUSE reads that arrive a little out of order
 // (the kernel sends several at once) do not break a stream.
 //
-// A read belongs to a stream when it starts within one block behind or
-// ahead of the furthest byte the stream has read. The first read of a
-// stream never prefetches: random readers get exactly the blocks they
-// touch. From the second read that moves a stream forward, the cache keeps
-// [end, end+window) fetched or in flight, topping it up once less than
-// half a window is left ahead. The window starts at ReadaheadMin and
-// doubles each time the stream has consumed twice the window since it last
-// grew, up to ReadaheadMax; so at any moment what was fetched ahead and not
-// (yet) read is at most about half of what the stream has read, plus one
-// block of rounding.
+// A read belongs to a stream when it starts within one block or one
+// ReadaheadMin (whichever is larger: the kernel has a few reads of up to
+// 1 MiB out at once) behind or ahead of the furthest byte the stream has
+// read. A stream prefetches
+// nothing until it has read seqStart windows (2 × ReadaheadMin, 2 MiB by
+// default) in order: random readers get exactly the blocks they touch,
+// also when one of their reads reaches us as several (the kernel cuts a
+// read into pieces of its own readahead size, 128 KiB, and reads on one
+// piece past its end, so that a Parquet reader's 1.1 MB column chunk
+// arrives as a stream of 1.2 MB that would otherwise set off a window).
+// Two windows rather than more because until then a sequential reader
+// waits for each of its reads in turn. From then on, the
+// cache keeps [end, end+window) fetched or in flight, topping it up once
+// less than half a window is left ahead. The window starts at ReadaheadMin
+// and doubles each time the stream has consumed twice the window since it
+// last grew, up to ReadaheadMax; so at any moment what was fetched ahead
+// and not (yet) read is at most about half of what the stream has read,
+// plus one block of rounding.
 
 const maxStreams = 4
 
+// seqStart is the length, in ReadaheadMin windows, that a stream must
+// have read before it prefetches.
+const seqStart = 2
+
 type stream struct {
+	start  int64 // where the stream began
 	end    int64 // furthest byte read, exclusive
 	raEnd  int64 // fetched or in flight up to here, exclusive
 	window int64
@@ -39,11 +52,12 @@ type readahead struct {
 func (r *readahead) observe(off, n, size, bs, minW, maxW int64) (from, to int64, s *stream) {
 	r.tick++
 	end := off + n
+	slack := max(bs, minW)
 	best := -1
 	var bestDist int64
 	for i := 0; i < r.n; i++ {
 		st := &r.streams[i]
-		if off < st.end-bs || off > st.end+bs {
+		if off < st.end-slack || off > st.end+slack {
 			continue
 		}
 		d := off - st.end
@@ -67,7 +81,7 @@ func (r *readahead) observe(off, n, size, bs, minW, maxW int64) (from, to int64,
 				}
 			}
 		}
-		r.streams[i] = stream{end: end, window: minW, reads: 1, used: r.tick}
+		r.streams[i] = stream{start: off, end: end, window: minW, reads: 1, used: r.tick}
 		return 0, 0, nil
 	}
 	s = &r.streams[best]
@@ -84,7 +98,7 @@ func (r *readahead) observe(off, n, size, bs, minW, maxW int64) (from, to int64,
 			s.grown = 0
 		}
 	}
-	if s.reads < 2 || s.raEnd-s.end >= s.window/2 {
+	if s.reads < 2 || s.end-s.start < seqStart*minW || s.raEnd-s.end >= s.window/2 {
 		return 0, 0, nil
 	}
 	from = roundUp(s.end, bs)

@@ -39,11 +39,16 @@ type Stats struct {
 	NotStored   int64
 	WriteErrors int64
 
+	// PassthroughOpens counts handles that handed the kernel the cache's
+	// data file of a fully cached object (LocalFile): their reads do not
+	// reach the cache and are not counted above.
+	PassthroughOpens int64
+
 	// State now.
 	CachedBytes int64
 	Objects     int
 	OpenHandles int
-	Fetching    int   // blocks being fetched
+	Fetching    int   // blocks being fetched, plus the requests fetching them
 	FetchMemory int64 // bytes of fetch buffers in use
 	// FetchMemoryPeak is the most FetchMemory has been.
 	FetchMemoryPeak int64
@@ -67,6 +72,7 @@ type counters struct {
 	corruptBlocks, notStored, writeErrs atomic.Int64
 	mem, memPeak                        atomic.Int64
 	running                             atomic.Int64
+	passthroughOpens                    atomic.Int64
 }
 
 func (k *counters) memAdd(n int64) {
@@ -92,7 +98,8 @@ func (c *Cache) Stats() Stats {
 		PrefetchSkipped: k.prefetchSkipped.Load(),
 		Evictions:       k.evictions.Load(), EvictedBytes: k.evictedBytes.Load(),
 		CorruptBlocks: k.corruptBlocks.Load(), NotStored: k.notStored.Load(), WriteErrors: k.writeErrs.Load(),
-		Fetching: int(k.running.Load()), FetchMemory: k.mem.Load(), FetchMemoryPeak: k.memPeak.Load(),
+		PassthroughOpens: k.passthroughOpens.Load(),
+		Fetching:         int(k.running.Load()), FetchMemory: k.mem.Load(), FetchMemoryPeak: k.memPeak.Load(),
 		MaxBytes: c.opt.MaxBytes, MinFreeBytes: c.opt.MinFreeBytes, MemoryBytes: c.opt.MemoryBytes, BlockSize: c.bs,
 	}
 	c.mu.Lock()

@@ -14,3 +14,5 @@ func statfsFree(path string) (int64, error) { return 0, errors.ErrUnsupported }
 func allocatedBytes(fi os.FileInfo) int64 { return fi.Size() }
 
 func fileID(fi os.FileInfo) uint64 { return 1 }
+
+func fileStateOf(fi os.FileInfo) (fileState, bool) { return fileState{}, false }

@@ -47,3 +47,15 @@ func fileID(fi os.FileInfo) uint64 {
 	}
 	return 1
 }
+
+// fileStateOf is what a clean shutdown records of a file (stateOf in
+// clean.go): any write, truncation, replacement or hole punched since
+// changes its inode, size, mtime or ctime.
+func fileStateOf(fi os.FileInfo) (fileState, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileState{}, false
+	}
+	return fileState{Dev: uint64(st.Dev), Ino: uint64(st.Ino), Size: st.Size,
+		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, true
+}

@@ -36,10 +36,13 @@
 # test (request count matters to both), intakefs's cache counters per run.
 #
 # Knobs (environment): REPEAT (3), OUT (${TMPDIR:-/tmp}/intakefs-bench5-results.txt), BIG_MIB (1024), PARTS (32),
-# PART_MIB (32), PARQUET_MIN_MB (100), PARQUET_RG_ROWS (1048576, pyarrow's
+# PART_MIB (32), FUSE_RA_KB (the intakefs mount's kernel readahead in KiB,
+# written to its bdi after mounting; default: what intakefs sets), PARQUET_MIN_MB (100), PARQUET_RG_ROWS (1048576, pyarrow's
 # default row group length), COL (delay), QUERY_RUNS (5), STEP_TIMEOUT
 # (300 s for any one step), INTAKEFS (bin/intakefs), SKIP_SETUP=1 (do not
-# run apt-get / scripts/setup.sh).
+# run apt-get / scripts/setup.sh), ONLY (a comma-separated subset of
+# cold,warm,parquet,concurrent to run, for working on one of them; warm
+# needs cold; the table then shows the rest as not measured).
 #
 # Needs root (apt-get, mount, dropping the page cache; without the latter
 # the cold figures are marked as such), /dev/fuse, and about 8 GiB free
@@ -60,12 +63,14 @@ PARQUET_RG_ROWS="${PARQUET_RG_ROWS:-1048576}"
 COL="${COL:-delay}"
 QUERY_RUNS="${QUERY_RUNS:-5}"
 STEP_TIMEOUT="${STEP_TIMEOUT:-300}"
+ONLY="${ONLY:-cold,warm,parquet,concurrent}"
 INTAKEFS="${INTAKEFS:-$ROOT/bin/intakefs}"
 CACHE_MAX=10G
 BUCKET=bench
 KEY=AKIABENCH5INTAKEFS00
 SECRET=bench5-secret-5d1c7e9a3f
 
+want() { case ",$ONLY," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 log() { printf 'bench5: %s\n' "$*" >&2; }
 die() { printf 'bench5: error: %s\n' "$*" >&2; exit 1; }
 
@@ -348,6 +353,9 @@ mount_intakefs() {
 		--log-level warn >>"$WORK/intakefs.log" 2>&1 &
 	IPID=$! IPHASE="$3"
 	wait_mounted "$IMNT" "$IPID" "$WORK/intakefs.log" || return 1
+	if [ -n "${FUSE_RA_KB:-}" ]; then
+		echo "$FUSE_RA_KB" >"/sys/class/bdi/$(mountpoint -d "$IMNT")/read_ahead_kb" || log "cannot set the mount's read_ahead_kb"
+	fi
 	timeout 60 ls "$IMNT" >/dev/null
 	[ -f "$IMNT/big.bin" ] || { log "no big.bin in the intakefs mount:"; cat "$IMNT/.catalog/errors.txt" >&2; return 1; }
 }
@@ -411,8 +419,9 @@ par_rate() {
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ================================================================ 3. cold sequential
-log "(1) cold sequential read of big.bin ($BIG_MIB MiB), $REPEAT rounds"
-for r in $(seq 1 "$REPEAT"); do
+COLD_REMOTE="" COLD_REQS="" WARM_REMOTE="" SAME="not checked"
+want cold && log "(1) cold sequential read of big.bin ($BIG_MIB MiB), $REPEAT rounds"
+want cold && for r in $(seq 1 "$REPEAT"); do
 	detail "cold sequential, round $r"
 	# intakefs: empty cache directory (the last round's is kept for (2))
 	rm -rf "$WORK/cache-big"
@@ -443,13 +452,14 @@ for r in $(seq 1 "$REPEAT"); do
 		stop_s3fs
 	fi
 done
-COLD_REMOTE="$(stat_of "$WORK/stats-cold-$REPEAT.json" RemoteBytes)"
-COLD_REQS="$(stat_of "$WORK/stats-cold-$REPEAT.json" RemoteRequests)"
+if want cold; then
+	COLD_REMOTE="$(stat_of "$WORK/stats-cold-$REPEAT.json" RemoteBytes)"
+	COLD_REQS="$(stat_of "$WORK/stats-cold-$REPEAT.json" RemoteRequests)"
+fi
 
 # ================================================================ 4. warm re-read
-log "(2) warm re-read after remount (cache full), $REPEAT rounds"
-SAME="not checked"
-for r in $(seq 1 "$REPEAT"); do
+want cold && want warm && log "(2) warm re-read after remount (cache full), $REPEAT rounds"
+want cold && want warm && for r in $(seq 1 "$REPEAT"); do
 	detail "warm re-read, round $r"
 	mount_intakefs "$WORK/cache-big" "$EP" "warm-$r"
 	drop_caches
@@ -463,12 +473,22 @@ for r in $(seq 1 "$REPEAT"); do
 	drop_caches
 	cat_rate warm_local "$LOCAL/big.bin" "$BIG_BYTES" "" || true
 done
-WARM_REMOTE="$(stat_of "$WORK/stats-warm-$REPEAT.json" RemoteBytes)"
+want cold && want warm && WARM_REMOTE="$(stat_of "$WORK/stats-warm-$REPEAT.json" RemoteBytes)"
 rm -rf "$WORK/cache-big"
 
 # ================================================================ 5. Parquet
+NEEDED="" BLOCKS_NEEDED="" BLOCK="" CHUNKS="" FOOTER="" PQ_REMOTE="" PQ_REQS="" PQ_WIRE="" PQ_COLD_MS=""
+PQ_VALUE="" LOCAL_VALUE="" PQ_PREFETCH="" PQ_WARM_REMOTE=""
+if want parquet; then
+# the cache's block size, from a daemon's counters
+rm -rf "$WORK/cache-bs"
+mount_intakefs "$WORK/cache-bs" "$EP" block-size
+save_stats block-size
+BLOCK_SIZE="$(stat_of "$WORK/stats-block-size.json" BlockSize)"
+stop_intakefs
+rm -rf "$WORK/cache-bs"
 log "(3) DuckDB avg($COL) over flights.parquet ($PQ_BYTES bytes)"
-node scripts/bench/parquet.mjs colbytes "$PQ_LOCAL" "$COL" "$(stat_of "$WORK/stats-cold-1.json" BlockSize)" >"$WORK/colbytes.json"
+node scripts/bench/parquet.mjs colbytes "$PQ_LOCAL" "$COL" "$BLOCK_SIZE" >"$WORK/colbytes.json"
 NEEDED="$(jget "$WORK/colbytes.json" needed_bytes)"
 BLOCKS_NEEDED="$(jget "$WORK/colbytes.json" block_bytes)"
 BLOCK="$(jget "$WORK/colbytes.json" block)"
@@ -530,8 +550,10 @@ done
 stop_pid "$PROXY_PID"
 PROXY_PID=""
 rm -rf "$WORK/cache-pq"
+fi
 
 # ================================================================ 6. concurrent
+if want concurrent; then
 log "(4) $PARTS concurrent readers of $PARTS x $PART_MIB MiB, cold, $REPEAT rounds"
 PAR_BYTES=$((PARTS * PART_BYTES))
 direct_par() {
@@ -573,6 +595,7 @@ for r in $(seq 1 "$REPEAT"); do
 		stop_s3fs
 	fi
 done
+fi
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ================================================================ table

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
@@ -78,7 +77,11 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 				}
 				defer stop()
 			}
-			raiseReadahead(mnt, log)
+			// The kernel's readahead stays at FUSE's 128 KiB: it reads one
+			// piece past each read, which a random reader of remote data
+			// pays for (1 MiB made a Parquet column query fetch 2.8× its
+			// bytes); sequential readers get the cache's own readahead, and
+			// fully cached objects go through passthrough.
 			fmt.Fprintf(&logOut, "mounted %s at %s\n", catalog, mnt)
 			if g.logFile != "" {
 				log.Info("mounted", "catalog", catalog, "mountpoint", mnt)
@@ -157,21 +160,5 @@ func lazyUnmount(mnt string) {
 		if err := exec.Command(prog, "-u", "-z", mnt).Run(); err == nil {
 			return
 		}
-	}
-}
-
-// raiseReadahead sets the mount's kernel readahead to 1 MiB: FUSE mounts
-// start at 128 KiB, which the daemon cannot raise through the protocol,
-// and sequential readers then arrive as 128 KiB requests. Only root may
-// write it; elsewhere the default stays.
-func raiseReadahead(mnt string, log *slog.Logger) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(mnt, &st); err != nil {
-		return
-	}
-	major, minor := (st.Dev>>8)&0xfff, (st.Dev&0xff)|((st.Dev>>12)&0xfff00)
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", major, minor)
-	if err := os.WriteFile(p, []byte("1024"), 0o644); err != nil {
-		log.Debug("kernel readahead left at its default", "file", p, "reason", err.Error())
 	}
 }
