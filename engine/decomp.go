@@ -158,7 +158,7 @@ func (s *spools) recall(key string) (any, bool) {
 func (s *spools) size(key string) (int64, bool) {
 	name := decomp.SpoolName(key)
 	s.mu.Lock()
-	if f := s.files[name]; f != nil {
+	if f := s.files[name]; f != nil && f.size >= 0 {
 		s.mu.Unlock()
 		return f.size, true
 	}

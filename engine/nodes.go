@@ -10,8 +10,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/intakefs/intakefs/cache"
+	"github.com/intakefs/intakefs/cache/decomp"
 	"github.com/intakefs/intakefs/remote"
 )
 
@@ -400,6 +403,8 @@ type dataFile struct {
 	// carries no object identity, so the kernel may not keep its cache.
 	lazy     bool
 	lazyOnce sync.Once
+	// opens counts the open handles (see Stat).
+	opens atomic.Int32
 }
 
 // pinned is the plan this node serves, making it on first use for a lazy
@@ -434,8 +439,56 @@ func (d *dataFile) Stat(ctx context.Context) (FileStat, error) {
 	if p == nil {
 		return FileStat{ModTime: d.fs.Started}, nil
 	}
-	size, _ := d.fs.currentSize(p)
+	size := d.fs.statSize(ctx, p, d.opens.Load() > 0)
 	return FileStat{Size: size, ModTime: latest(p.Parts, d.fs.Started)}, nil
+}
+
+// statSize is what stat shows for a file plan. Where the size is not
+// known before decompressing, a file nobody has open shows 0 (ls stays
+// fast); once it is open, a stat (the reader's fstat) waits until the
+// data has been decompressed to its end and gets the exact size, so
+// that readers that trust st_size (DuckDB; cat, whose copy_file_range
+// stops at it) read all of it. A stream damaged before its end shows the
+// bytes before the damage plus one: a reader then reaches the damage and
+// gets EIO rather than a quietly short file.
+func (f *FS) statSize(ctx context.Context, p *Plan, open bool) int64 {
+	size, ok := f.currentSize(p)
+	if ok || !open {
+		return size
+	}
+	h, err := f.openPlan(ctx, p)
+	if err != nil {
+		return 0
+	}
+	defer h.Close()
+	return h.waitSize(ctx)
+}
+
+// waitSize resolves every segment's length, decompressing to the end of
+// each stream whose size is not known.
+func (h *segHandle) waitSize(ctx context.Context) int64 {
+	var size int64
+	for i, s := range h.plan.Segments {
+		l, err := h.segLen(ctx, i)
+		if err == nil && l < 0 && s.Item >= 0 {
+			var r *itemReader
+			if r, err = h.reader(ctx, s.Item); err == nil && r.spool != nil {
+				var n int64
+				if n, err = r.spool.Fill(ctx); err == nil {
+					l = n - s.Off
+					h.setLen(i, l)
+				} else if errors.Is(err, decomp.ErrCorrupt) {
+					r.logCorrupt(err, r.spool.Spooled())
+					return size + max(r.spool.Spooled()-s.Off, 0) + 1
+				}
+			}
+		}
+		if err != nil || l < 0 {
+			return size
+		}
+		size += l
+	}
+	return size
 }
 
 // DirectIO: while the size is not known the kernel must not trust it,
@@ -518,6 +571,8 @@ func (d *dataFile) Open(ctx context.Context) (Handle, error) {
 		}
 		return nil, err
 	}
+	d.opens.Add(1)
+	h.onClose = func() { d.opens.Add(-1) }
 	return h, nil
 }
 
@@ -563,6 +618,8 @@ type segHandle struct {
 	// lens are the segments' lengths, -1 until known.
 	lens  []int64
 	local *os.File // a complete spool opened for passthrough
+	// onClose, if set, is called once by Close.
+	onClose func()
 }
 
 func (h *segHandle) reader(ctx context.Context, i int) (*itemReader, error) {
@@ -734,12 +791,17 @@ func (h *segHandle) LocalFile(ctx context.Context) *os.File {
 	if segs[0].Len != it.Obj.Size {
 		return nil
 	}
+	if lf, ok := r.raw.(cache.LocalFiler); ok {
+		return lf.LocalFile() // a remote object the cache holds in full
+	}
 	f, _ := r.raw.(*os.File)
 	return f
 }
 
 func (h *segHandle) Close() error {
 	h.mu.Lock()
+	done := h.onClose
+	h.onClose = nil
 	open := h.open
 	h.open = make([]*itemReader, len(open))
 	local := h.local
@@ -756,6 +818,9 @@ func (h *segHandle) Close() error {
 	}
 	if local != nil {
 		local.Close()
+	}
+	if done != nil {
+		done()
 	}
 	return first
 }
@@ -901,6 +966,7 @@ type partFile struct {
 	ident string
 	plan  *Plan
 	item  int
+	opens atomic.Int32 // open handles (see FS.statSize)
 }
 
 var _ File = (*partFile)(nil)
@@ -921,7 +987,7 @@ func (o *partFile) single() *Plan {
 
 func (o *partFile) Stat(ctx context.Context) (FileStat, error) {
 	it := &o.plan.Items[o.item]
-	size, _ := o.fs.currentSize(o.single())
+	size := o.fs.statSize(ctx, o.single(), o.opens.Load() > 0)
 	mt := it.Obj.ModTime
 	if it.Member != nil && !it.Member.ModTime.IsZero() {
 		mt = it.Member.ModTime
@@ -940,5 +1006,11 @@ func (o *partFile) DirectIO() bool {
 func (o *partFile) KeepCache() bool { return true }
 
 func (o *partFile) Open(ctx context.Context) (Handle, error) {
-	return o.fs.openPlan(ctx, o.single())
+	h, err := o.fs.openPlan(ctx, o.single())
+	if err != nil {
+		return nil, err
+	}
+	o.opens.Add(1)
+	h.onClose = func() { o.opens.Add(-1) }
+	return h, nil
 }

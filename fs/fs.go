@@ -116,6 +116,9 @@ func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if errno := fillFile(ctx, n.log, &out.Attr, f); errno != 0 {
 		return nil, errno
 	}
+	if sizeUnknown(f) {
+		out.SetAttrTimeout(time.Nanosecond)
+	}
 	return n.NewInode(ctx, &fileNode{f: f, log: n.log}, gofs.StableAttr{Mode: fuse.S_IFREG, Ino: f.Ino()}), 0
 }
 
@@ -212,7 +215,18 @@ type fileNode struct {
 var _ = (gofs.NodeGetattrer)((*fileNode)(nil))
 
 func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if sizeUnknown(n.f) {
+		out.SetTimeout(time.Nanosecond)
+	}
 	return fillFile(ctx, n.log, &out.Attr, n.f)
+}
+
+// sizeUnknown: the size of a file still being decompressed for the first
+// time changes (0, then exact once it is open: see engine.FS.statSize),
+// so the kernel must not cache its attributes.
+func sizeUnknown(f engine.File) bool {
+	d, ok := f.(engine.DirectIOer)
+	return ok && d.DirectIO()
 }
 
 var _ = (gofs.NodeOpener)((*fileNode)(nil))
@@ -232,6 +246,13 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if d, ok := n.f.(engine.DirectIOer); ok && d.DirectIO() {
 		// size unknown or changing: every read comes here, to EOF
 		fuseFlags = fuse.FOPEN_DIRECT_IO
+		// The kernel keeps even a 1 ns attribute timeout for a jiffy, so
+		// an fstat right after a stat (DuckDB does both) would get the
+		// size shown before the open: drop the attributes now, so that it
+		// asks us and gets the exact size an open file has.
+		if errno := n.NotifyContent(-1, 0); errno != 0 {
+			n.log.Debug("cannot drop cached attributes", "file", n.f.Name(), "errno", errno)
+		}
 	}
 	fh := &handle{h: h, name: n.f.Name(), log: n.log}
 	if lf, ok := h.(engine.LocalFiler); ok {
