@@ -142,6 +142,40 @@ t1="$(now)"
 row "(a) find MOUNT | wc -l (again)" "$(elapsed "$t0" "$t1") s"
 row "(a) daemon VmRSS / VmHWM at the end" "$(mem VmRSS) / $(mem VmHWM)"
 unmount_current
+
+# The floor: the same tree shape served from memory by go-fuse's own
+# nodes (scripts/bench/fusefloor), no catalogs at all; each walk on a
+# fresh mount.
+floor_walk() { # floor_walk LABEL CMD...: time CMD on a fresh fusefloor mount
+	local label="$1" fpid t0 t1
+	shift
+	mkdir -p "$WORK/mnt-floor"
+	"$WORK/fusefloor" "$WORK/mnt-floor" >>"$WORK/floor.log" 2>&1 &
+	fpid=$!
+	for _ in $(seq 1 300); do mountpoint -q "$WORK/mnt-floor" && break; sleep 0.1; done
+	t0="$(now)"
+	"$@" "$WORK/mnt-floor" >/dev/null
+	t1="$(now)"
+	row "$label" "$(elapsed "$t0" "$t1") s"
+	kill -INT "$fpid"
+	wait "$fpid" 2>/dev/null || true
+}
+if (cd "$ROOT" && go build -o "$WORK/fusefloor" ./scripts/bench/fusefloor); then
+	floor_walk "(a0) go-fuse floor: find, first walk" find
+	floor_walk "(a0) go-fuse floor: ls -lR, first walk" ls -lR
+else
+	row "(a0) go-fuse floor" "not built"
+fi
+
+# ls -lR as the first walk of a fresh mount (above it follows find, whose
+# listings and attributes the kernel still holds)
+mount_catalog "$BIG/catalog.yaml" "$WORK/mnt-big"
+t0="$(now)"
+ls -lR "$MNT" >/dev/null
+t1="$(now)"
+row "(a) ls -lR MOUNT, first walk of a new mount" "$(elapsed "$t0" "$t1") s"
+row "(a) daemon VmRSS / VmHWM after it" "$(mem VmRSS) / $(mem VmHWM)"
+unmount_current
 rm -rf "$BIG" "$WORK/cache"
 
 # ------------------------------------------------------------------ (b)
