@@ -22,41 +22,66 @@ type cacheBlock struct {
 }
 
 // parseCacheBlock reads the entry's first cache block; nil when there is
-// none. An unknown type fails as Intake fails (IndexError naming it).
+// none. Intake 0.6.6 builds and loads every block before its driver takes
+// the first one's files, so a block that cannot work fails the source
+// wherever it is: an unknown type (IndexError naming it), a dir without
+// a depth, a compressed block's unknown decomp or bad regex_filter.
 func parseCacheBlock(e *Entry) (*cacheBlock, error) {
 	if len(e.Cache) == 0 {
 		return nil, nil
 	}
 	where := fmt.Sprintf("%s:%d: source %q: cache", e.File, e.Line, e.Name)
+	var first *cacheBlock
 	for _, c := range e.Cache {
-		// Intake builds every block (and fails on any bad type) before
-		// using the first
 		m, ok := c.(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("%s: each entry must be a mapping, got %v", where, c)
 		}
-		if t, ok := m["type"]; ok {
-			ts, _ := t.(string)
-			switch ts {
-			case "file", "dir", "compressed":
-			case "dat":
-				return nil, fmt.Errorf("%s: type %q (the DAT protocol) is not supported", where, ts)
-			default:
-				return nil, fmt.Errorf("%s: unknown type %v (Intake: IndexError: %v; want file, dir or compressed)", where, t, t)
-			}
+		cb, err := parseOneBlock(m, where)
+		if err != nil {
+			return nil, err
+		}
+		if first == nil {
+			first = cb
 		}
 	}
-	m := e.Cache[0].(map[string]any)
+	return first, nil
+}
+
+// parseOneBlock reads and checks one cache block.
+func parseOneBlock(m map[string]any, where string) (*cacheBlock, error) {
 	cb := &cacheBlock{Type: "file"}
-	if t, ok := m["type"].(string); ok {
-		cb.Type = t
+	if t, ok := m["type"]; ok {
+		ts, _ := t.(string)
+		switch ts {
+		case "file", "dir", "compressed":
+			cb.Type = ts
+		case "dat":
+			return nil, fmt.Errorf("%s: type %q (the DAT protocol) is not supported", where, ts)
+		default:
+			return nil, fmt.Errorf("%s: unknown type %v (Intake: IndexError: %v; want file, dir or compressed)", where, t, t)
+		}
 	}
-	if cb.Type != "compressed" {
+	switch cb.Type {
+	case "dir":
+		// Intake copies the files down to depth levels (KeyError without)
+		if d, ok := m["depth"].(int64); !ok || d < 1 {
+			return nil, fmt.Errorf("%s: type dir needs a depth (a whole number of levels, at least 1), got %v", where, m["depth"])
+		}
+		return cb, nil
+	case "compressed":
+	default:
 		return cb, nil
 	}
 	if d, ok := m["decomp"]; ok {
 		ds, isStr := d.(string)
-		if !isStr {
+		switch ds {
+		case "zip", "tgz", "tbz", "tar", "gz", "bz", "infer":
+		default:
+			if isStr {
+				// Intake: ValueError 'Unknown compression for "FILE"'
+				return nil, fmt.Errorf("%s: unknown decomp %q: want one of zip, tgz, tbz, tar, gz, bz or infer", where, ds)
+			}
 			return nil, fmt.Errorf("%s: decomp: want one of zip, tgz, tbz, tar, gz, bz or infer, got %v", where, d)
 		}
 		cb.Decomp = ds

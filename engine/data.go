@@ -30,15 +30,25 @@ var driverExt = map[string]string{
 // concatFormats are the drivers whose parts join into one file.
 var concatFormats = map[string]string{"csv": "csv", "textfiles": "text", "jsonl": "text"}
 
+// intakeDataArg is the argument each of Intake's own drivers reads its
+// data from, and hands its cache whatever the cache block's argkey says
+// (Intake 0.6.6 does not read argkey to find the data).
+var intakeDataArg = map[string]string{"csv": "urlpath", "textfiles": "urlpath", "json": "urlpath", "jsonl": "urlpath", "numpy": "path"}
+
 // urlArg finds the data location in rendered args: a string or a list of
-// strings. A cache block's argkey names it explicitly.
+// strings. For other drivers than Intake's own, a cache block's argkey
+// names it explicitly.
 func urlArg(r *Rendered) ([]string, bool, bool) {
 	keys := urlArgKeys
-	for _, c := range r.Entry.Cache {
-		if m, ok := c.(map[string]any); ok {
-			if k, ok := m["argkey"].(string); ok {
-				keys = append([]string{k}, keys...)
-				break
+	if k, own := intakeDataArg[r.Entry.Driver]; own {
+		keys = append([]string{k}, keys...)
+	} else {
+		for _, c := range r.Entry.Cache {
+			if m, ok := c.(map[string]any); ok {
+				if k, ok := m["argkey"].(string); ok {
+					keys = append([]string{k}, keys...)
+					break
+				}
 			}
 		}
 	}
