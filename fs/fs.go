@@ -106,15 +106,15 @@ var _ = (gofs.NodeLookuper)((*dirNode)(nil))
 func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	child, err := n.d.Lookup(ctx, name)
 	if err != nil {
-		return nil, toErrno(n.log, "lookup", name, err)
+		return nil, toErrno(n.log, "lookup", n.pathOf(name), err)
 	}
 	if d, ok := child.(engine.Dir); ok {
 		n.fillDir(ctx, &out.Attr, d, false)
 		return n.NewInode(ctx, &dirNode{d: d, log: n.log}, gofs.StableAttr{Mode: fuse.S_IFDIR, Ino: d.Ino()}), 0
 	}
 	f := child.(engine.File)
-	if errno := fillFile(ctx, n.log, &out.Attr, f); errno != 0 {
-		return nil, errno
+	if err := fillFile(ctx, &out.Attr, f); err != nil {
+		return nil, toErrno(n.log, "stat", n.pathOf(name), err)
 	}
 	if sizeUnknown(f) {
 		out.SetAttrTimeout(time.Nanosecond)
@@ -122,12 +122,26 @@ func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	return n.NewInode(ctx, &fileNode{f: f, log: n.log}, gofs.StableAttr{Mode: fuse.S_IFREG, Ino: f.Ino()}), 0
 }
 
+// pathOf is a child's path in the mount ("" for the directory itself),
+// for log lines: a name alone does not say which catalog it was looked
+// up in.
+func (n *dirNode) pathOf(name string) string {
+	p := n.Path(nil)
+	switch {
+	case name == "":
+		return "/" + p
+	case p == "":
+		return "/" + name
+	}
+	return "/" + p + "/" + name
+}
+
 var _ = (gofs.NodeReaddirer)((*dirNode)(nil))
 
 func (n *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	ns, err := n.d.ReadDir(ctx)
 	if err != nil {
-		return nil, toErrno(n.log, "readdir", n.d.Name(), err)
+		return nil, toErrno(n.log, "readdir", n.pathOf(""), err)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -189,10 +203,10 @@ func (n *dirNode) fillDir(ctx context.Context, a *fuse.Attr, d engine.Dir, check
 	a.SetTimes(&t, &t, &t)
 }
 
-func fillFile(ctx context.Context, log *slog.Logger, a *fuse.Attr, f engine.File) syscall.Errno {
+func fillFile(ctx context.Context, a *fuse.Attr, f engine.File) error {
 	st, err := f.Stat(ctx)
 	if err != nil {
-		return toErrno(log, "stat", f.Name(), err)
+		return err
 	}
 	a.Mode = fuse.S_IFREG | 0o444
 	a.Ino = f.Ino()
@@ -202,7 +216,7 @@ func fillFile(ctx context.Context, log *slog.Logger, a *fuse.Attr, f engine.File
 	a.Blksize = 1 << 20
 	t := st.ModTime
 	a.SetTimes(&t, &t, &t)
-	return 0
+	return nil
 }
 
 // fileNode is a file: a source's data, a part, or a generated file.
@@ -218,7 +232,10 @@ func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 	if sizeUnknown(n.f) {
 		out.SetTimeout(time.Nanosecond)
 	}
-	return fillFile(ctx, n.log, &out.Attr, n.f)
+	if err := fillFile(ctx, &out.Attr, n.f); err != nil {
+		return toErrno(n.log, "stat", "/"+n.Path(nil), err)
+	}
+	return 0
 }
 
 // sizeUnknown: the size of a file still being decompressed for the first
@@ -237,7 +254,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	}
 	h, err := n.f.Open(ctx)
 	if err != nil {
-		return nil, 0, toErrno(n.log, "open", n.f.Name(), err)
+		return nil, 0, toErrno(n.log, "open", "/"+n.Path(nil), err)
 	}
 	var fuseFlags uint32
 	if kc, ok := n.f.(engine.KeepCacher); ok && kc.KeepCache() {
@@ -254,7 +271,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			n.log.Debug("cannot drop cached attributes", "file", n.f.Name(), "errno", errno)
 		}
 	}
-	fh := &handle{h: h, name: n.f.Name(), log: n.log}
+	fh := &handle{h: h, node: n, log: n.log}
 	if lf, ok := h.(engine.LocalFiler); ok {
 		if f := lf.LocalFile(ctx); f != nil {
 			return &passthroughHandle{handle: fh, fd: int(f.Fd())}, fuseFlags, 0
@@ -285,7 +302,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 // handle is an open file.
 type handle struct {
 	h    engine.Handle
-	name string
+	node *fileNode // for the path in log lines, made only on an error
 	log  *slog.Logger
 }
 
@@ -294,7 +311,7 @@ var _ = (gofs.FileReader)((*handle)(nil))
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n, err := h.h.ReadAt(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, toErrno(h.log, "read", h.name, err)
+		return nil, toErrno(h.log, "read", "/"+h.node.Path(nil), err)
 	}
 	return fuse.ReadResultData(dest[:n]), 0
 }
@@ -303,7 +320,7 @@ var _ = (gofs.FileReleaser)((*handle)(nil))
 
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	if err := h.h.Close(); err != nil {
-		return toErrno(h.log, "release", h.name, err)
+		return toErrno(h.log, "release", "/"+h.node.Path(nil), err)
 	}
 	return 0
 }
