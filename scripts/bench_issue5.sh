@@ -459,6 +459,11 @@ fi
 
 # ================================================================ 4. warm re-read
 want cold && want warm && log "(2) warm re-read after remount (cache full), $REPEAT rounds"
+if want cold && want warm && command -v filefrag >/dev/null; then
+	# how the data lies on disk: a warm read is a read of these files
+	CDATA="$(find "$WORK/cache-big" -name data -type f -size +1M | head -n 1)"
+	[ -n "$CDATA" ] && detail "extents on disk: cache data file $(filefrag "$CDATA" | sed 's/.*: //'), local copy $(filefrag "$LOCAL/big.bin" | sed 's/.*: //')"
+fi
 want cold && want warm && for r in $(seq 1 "$REPEAT"); do
 	detail "warm re-read, round $r"
 	mount_intakefs "$WORK/cache-big" "$EP" "warm-$r"
