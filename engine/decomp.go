@@ -110,14 +110,23 @@ func defaultSpoolDir() string {
 	return filepath.Join(os.TempDir(), "intakefs-"+strconv.Itoa(os.Getuid()), "spool")
 }
 
-var externalXZOnce sync.Once
+var externalOnce sync.Once
 
-// useExternalXZ decodes xz with the xz program when there is one: it is
-// about twice as fast as the Go decoder, and multi-threaded.
-func useExternalXZ() {
-	externalXZOnce.Do(func() {
+// useExternalDecoders decodes xz and zstd with the xz and zstd programs
+// when they are installed: xz is about twice as fast as the Go decoder
+// (and multi-threaded), and a child zstd decodes on a core of its own
+// while this process spools and serves reads. INTAKEFS_DECODERS=go keeps
+// both in Go.
+func useExternalDecoders() {
+	externalOnce.Do(func() {
+		if os.Getenv("INTAKEFS_DECODERS") == "go" {
+			return
+		}
 		if p, err := exec.LookPath("xz"); err == nil {
 			decomp.ExternalXZ = p
+		}
+		if p, err := exec.LookPath("zstd"); err == nil {
+			decomp.ExternalZstd = p
 		}
 	})
 }

@@ -188,7 +188,7 @@ func New(root string, o Options) (*FS, error) {
 	if o.SpoolLimit == nil {
 		o.SpoolLimit = spoolLimit(o.Opener)
 	}
-	useExternalXZ()
+	useExternalDecoders()
 	sp, err := newSpools(o.SpoolDir, o.SpoolLimit, o.Log)
 	if err != nil {
 		return nil, err

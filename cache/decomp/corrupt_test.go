@@ -1,6 +1,7 @@
 package decomp
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os/exec"
+	"slices"
 	"testing"
 )
 
@@ -199,15 +201,23 @@ func TestDamageFuzz(t *testing.T) {
 	}
 }
 
-// The external xz decoder (ExternalXZ) gives the same bytes, and the same
-// kinds of errors, as the Go one.
+// The external decoders (ExternalXZ, ExternalZstd) give the same bytes,
+// and the same kinds of errors, as the Go ones.
 func TestExternalXZ(t *testing.T) {
-	bin := needTool(t, "xz")
-	old := ExternalXZ
-	ExternalXZ = bin
-	defer func() { ExternalXZ = old }()
+	testExternal(t, &ExternalXZ, "xz", XZ, LZMA)
+}
+
+func TestExternalZstd(t *testing.T) {
+	testExternal(t, &ExternalZstd, "zstd", Zstd)
+}
+
+func testExternal(t *testing.T, setting *string, tool string, cs ...Compression) {
+	bin := needTool(t, tool)
+	old := *setting
+	*setting = bin
+	defer func() { *setting = old }()
 	for i, s := range makeSmallSamples(t) {
-		if s.c != XZ && s.c != LZMA {
+		if !slices.Contains(cs, s.c) {
 			continue
 		}
 		r := NewReader(s.c, bytes.NewReader(s.comp))
@@ -234,12 +244,43 @@ func TestExternalXZ(t *testing.T) {
 		r.Close()
 	}
 	// An input that fails is the input's error, not damage.
-	s := sampleNamed(t, makeSmallSamples(t), "single.csv.xz")
+	s := sampleNamed(t, makeSmallSamples(t), map[Compression]string{XZ: "single.csv.xz", Zstd: "file.csv.zst"}[cs[0]])
 	src := &flakyReaderAt{r: bytes.NewReader(s.comp), failAt: int64(len(s.comp)) / 2}
-	r := NewReader(XZ, io.NewSectionReader(src, 0, int64(len(s.comp))))
+	r := NewReader(cs[0], io.NewSectionReader(src, 0, int64(len(s.comp))))
 	_, err := io.ReadAll(r)
 	r.Close()
 	if !errors.Is(err, errFlaky) || errors.Is(err, ErrCorrupt) {
 		t.Fatalf("failing input: %v", err)
+	}
+}
+
+// The Go xz decoder gets the dictionary the file's block header asks
+// for, not XZMaxDict: a 1 GiB buffer per stream made a 100 MB file take
+// 1.1 GiB of memory.
+func TestXZDictFromHeader(t *testing.T) {
+	bin := needTool(t, "xz")
+	old := ExternalXZ
+	ExternalXZ = ""
+	defer func() { ExternalXZ = old }()
+	data := bytes.Repeat([]byte("id,name,value\n1,alpha,2.5\n"), 4000)
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"-0"}, 8 << 20},
+		{[]string{"-9"}, 64 << 20},
+		{[]string{"--lzma2=dict=100MiB"}, 128 << 20},
+	} {
+		xzd := run(t, data, bin, append(c.args, "-c")...)
+		if got := xzDictCap(bufio.NewReader(bytes.NewReader(xzd))); got != c.want {
+			t.Errorf("xz %v: dictionary %d, want %d", c.args, got, c.want)
+		}
+		got, err := io.ReadAll(NewReader(XZ, bytes.NewReader(xzd)))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("xz %v: %d bytes, %v", c.args, len(got), err)
+		}
+	}
+	if got := xzDictCap(bufio.NewReader(bytes.NewReader([]byte("not xz")))); got != 8<<20 {
+		t.Errorf("short input: %d", got)
 	}
 }

@@ -256,12 +256,21 @@ func (r *reader) init() error {
 			return nil
 		}
 		r.src.tail = true // before the first read of the input
-		x, err := xz.ReaderConfig{DictCap: XZMaxDict}.NewReader(r.br)
+		x, err := xz.ReaderConfig{DictCap: xzDictCap(r.br)}.NewReader(r.br)
 		if err != nil {
 			return err
 		}
 		r.dec = &xzEnd{r: x, src: r.src}
 	case Zstd:
+		if ExternalZstd != "" {
+			// before anything reads from r.src into r.br
+			e, err := newExternal(ExternalZstd, r.c, r.src)
+			if err != nil {
+				return err
+			}
+			r.dec, r.close, r.ext = e, e.Close, true
+			return nil
+		}
 		if _, err := r.br.Peek(1); err == io.EOF {
 			return errTruncated
 		} else if err != nil {
@@ -411,4 +420,67 @@ func sniffTar(c Compression, head []byte) bool {
 	buf := make([]byte, 512)
 	n, _ := io.ReadFull(r, buf)
 	return n == 512 && IsTarHeader(buf)
+}
+
+// xzDictCap is the dictionary to decode an .xz stream with: ulikunitz/xz
+// allocates exactly the capacity it is given (XZMaxDict would be 1 GiB
+// for every file), so it is the first block's LZMA2 dictionary size, read
+// from the block header, and at least 8 MiB (what xz -0 to -6 use), so
+// that a later stream of a concatenated file with a bigger preset
+// usually still fits; at most XZMaxDict.
+func xzDictCap(br *bufio.Reader) int {
+	const floor = 8 << 20
+	// stream header (12 bytes), then the block header: its size, flags,
+	// optional sizes, and the filter flags
+	h, _ := br.Peek(12 + 1024)
+	if len(h) < 14 || h[12] == 0 {
+		return floor // no block (an index follows), or too short to tell
+	}
+	bh := h[12:]
+	size := (int(bh[0]) + 1) * 4
+	if size > len(bh) {
+		return floor
+	}
+	bh = bh[:size]
+	flags := bh[1]
+	i := 2
+	varint := func() (uint64, bool) {
+		var v uint64
+		for k := 0; k < 9 && i < len(bh); k++ {
+			b := bh[i]
+			i++
+			v |= uint64(b&0x7f) << (7 * k)
+			if b < 0x80 {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	for _, present := range []bool{flags&0x40 != 0, flags&0x80 != 0} {
+		if present {
+			if _, ok := varint(); !ok {
+				return floor
+			}
+		}
+	}
+	for f := 0; f <= int(flags&3); f++ {
+		id, ok1 := varint()
+		n, ok2 := varint()
+		if !ok1 || !ok2 || i+int(n) > len(bh) {
+			return floor
+		}
+		if id == 0x21 && n == 1 { // LZMA2: one byte encodes the dictionary size
+			p := bh[i]
+			if p > 40 {
+				return floor
+			}
+			d := int64(0xFFFFFFFF)
+			if p < 40 {
+				d = int64(2|p&1) << (p/2 + 11)
+			}
+			return int(min(max(d, floor), XZMaxDict))
+		}
+		i += int(n)
+	}
+	return floor
 }
