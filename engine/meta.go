@@ -39,7 +39,7 @@ func (d *metaDir) ReadDir(ctx context.Context) ([]Node, error) {
 	if d.view.Parent == nil && d.fs.stats != nil {
 		// counters of the cache and the remote requests, for benchmarks
 		out = append(out, &bytesFile{name: "stats.json", ident: "stats", mtime: d.fs.Started, live: true,
-			gen: func() ([]byte, error) { return toJSON(jsonRound(d.fs.stats())) }})
+			gen: d.fs.statsJSON})
 	}
 	return out, nil
 }
@@ -357,4 +357,14 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// statsJSON is the cache's counters, with what the decompressed spools
+// hold (they share the cache's size limit but are not blocks).
+func (f *FS) statsJSON() ([]byte, error) {
+	v := jsonRound(f.stats())
+	if m, ok := v.(map[string]any); ok && f.spools != nil {
+		m["SpoolBytes"] = f.spools.Total()
+	}
+	return toJSON(v)
 }

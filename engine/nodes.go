@@ -25,6 +25,9 @@ type listing struct {
 	at    time.Time
 	names map[string]Node
 	order []Node
+	// byKey are the listed data files by their rendered key, so that any
+	// other spelling of the same values is the same node (and inode).
+	byKey map[string]Node
 	// problems are what errors.txt adds to the catalog's load errors.
 	problems []string
 	// took is how long the listing took to build.
@@ -138,7 +141,13 @@ func (d *catalogDir) Lookup(ctx context.Context, name string) (Node, error) {
 		}
 		return sub, nil
 	}
-	return d.fs.lookupSource(ctx, v, e, name, pn)
+	n, err := d.fs.lookupSource(ctx, v, e, name, pn)
+	if df, ok := n.(*dataFile); ok && df.r != nil {
+		if listed := l.byKey[df.r.Key()]; listed != nil {
+			return listed, nil // the same values, spelled another way
+		}
+	}
+	return n, err
 }
 
 // lookupSource resolves src@k=v[.ext]: with the extension it is the data,
@@ -220,7 +229,7 @@ func (f *FS) userValues(v *View, e *Entry, kvs []KV) (map[string]any, error) {
 
 func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 	start := time.Now()
-	l := &listing{cat: v.Cat, at: start, names: map[string]Node{}}
+	l := &listing{cat: v.Cat, at: start, names: map[string]Node{}, byKey: map[string]Node{}}
 	add := func(n Node, what string) {
 		if prev, dup := l.names[n.Name()]; dup {
 			_ = prev
@@ -228,6 +237,9 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 			return
 		}
 		l.names[n.Name()] = n
+		if df, ok := n.(*dataFile); ok && df.r != nil {
+			l.byKey[df.r.Key()] = n
+		}
 		l.order = append(l.order, n)
 	}
 	add(&metaDir{fs: f, view: v, listing: l}, ".catalog")
@@ -299,7 +311,11 @@ func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) ([
 	nodes = append(nodes, def)
 	var problems []string
 	if _, err := f.plan(ctx, r); err != nil {
-		problems = append(problems, fmt.Sprintf("%s: its data: %v", where, err))
+		if msg := err.Error(); strings.HasPrefix(msg, where) {
+			problems = append(problems, msg) // it names the entry already
+		} else {
+			problems = append(problems, fmt.Sprintf("%s: its data: %v", where, err))
+		}
 	}
 	if len(def.Name()) > 255 {
 		problems = append(problems, fmt.Sprintf("%s: the name %q is longer than 255 bytes: many tools cannot copy it", where, def.Name()))

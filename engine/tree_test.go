@@ -166,6 +166,17 @@ func TestSameIdentityAnyOrder(t *testing.T) {
 	if e.Ino() == d.Ino() {
 		t.Fatal("different values share an inode")
 	}
+	// a listed variant and the same values with an inherited default
+	// spelled out, in either order
+	for _, p := range []string{"flights@size=5k@bucket=main.json", "flights@bucket=main@size=5k.json"} {
+		g, err := f.Walk(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Ino() != e.Ino() {
+			t.Errorf("%s: inode %d, flights@size=5k.json has %d", p, g.Ino(), e.Ino())
+		}
+	}
 }
 
 func TestLookupErrors(t *testing.T) {

@@ -71,6 +71,11 @@ func Mount(dir string, tree *engine.FS, cfg Config) (*fuse.Server, error) {
 			// 1 MiB requests (the kernel's max_pages limit) instead of
 			// 128 KiB: a quarter of the round trips for big reads
 			MaxWrite: 1 << 20,
+			// Our reads answer with bytes in memory: go-fuse would copy
+			// them into a pipe and splice that to /dev/fuse, one copy
+			// more than a writev, and a 1 MiB read plus its header does
+			// not fit a 1 MiB pipe (it logs and falls back each time).
+			DisableSplice: true,
 		},
 	}
 	raw := &noOpendir{RawFileSystem: gofs.NewNodeFS(root, opts)}
