@@ -276,7 +276,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 			n.log.Debug("cannot drop cached attributes", "file", n.f.Name(), "errno", errno)
 		}
 	}
-	fh := &handle{h: h, node: n, log: n.log}
+	fh := &handle{h: h, node: n, log: n.log, direct: fuseFlags&fuse.FOPEN_DIRECT_IO != 0}
 	if lf, ok := h.(engine.LocalFiler); ok {
 		if f := lf.LocalFile(ctx); f != nil {
 			return &passthroughHandle{handle: fh, fd: int(f.Fd())}, fuseFlags, 0
@@ -308,7 +308,10 @@ func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 type handle struct {
 	h    engine.Handle
 	node *fileNode // for the path in log lines, made only on an error
-	log  *slog.Logger
+	// direct: opened with FOPEN_DIRECT_IO, so a short read reaches the
+	// reader as it is
+	direct bool
+	log    *slog.Logger
 }
 
 var _ = (gofs.FileReader)((*handle)(nil))
@@ -316,6 +319,13 @@ var _ = (gofs.FileReader)((*handle)(nil))
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n, err := h.h.ReadAt(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
+		if n > 0 && h.direct {
+			// The good bytes before the damage first; the next read,
+			// which starts at the damage, gets the error. (Only with
+			// direct I/O: the page cache takes a short read for the end
+			// of the file and would quietly shrink it.)
+			return fuse.ReadResultData(dest[:n]), 0
+		}
 		return nil, toErrno(h.log, "read", "/"+h.node.Path(nil), err)
 	}
 	return fuse.ReadResultData(dest[:n]), 0

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -242,6 +244,12 @@ func TestCompressedSeekAndDamage(t *testing.T) {
 	}
 	if line == "" {
 		t.Errorf("no log line names the damaged source and the offset:\n%s", tail(d.Output(), 20))
+	} else if m := regexp.MustCompile(`offset=(\d+)`).FindStringSubmatch(line); m != nil {
+		// cat reads 1 MiB at a time (st_blksize): the read that reaches
+		// the damage still gives every good byte before it
+		if at, _ := strconv.Atoi(m[1]); len(r.stdout) != at {
+			t.Errorf("cat of a truncated gzip gave %d bytes; the damage is at %d", len(r.stdout), at)
+		}
 	}
 	if got := readFile(t, d.path("x.csv")); !bytes.Equal(got, data) {
 		t.Errorf("after the damage, x.csv reads wrong")
@@ -281,5 +289,28 @@ func TestCompressedCacheLimit(t *testing.T) {
 	}
 	if total == 0 || total > limit {
 		t.Errorf("the spools hold %d bytes; want some, and at most the limit %d", total, limit)
+	}
+}
+
+// TestSpoolsInCacheCommands: `cache ls` counts the decompressed files a
+// mount kept, and `cache clear` removes them with the blocks.
+func TestSpoolsInCacheCommands(t *testing.T) {
+	catalog, want := compressFixture(t)
+	d := mount(t, catalog)
+	cacheDir := filepath.Join(filepath.Dir(d.Mnt), "cache")
+	if got := readFile(t, d.path("c_gz.csv")); !bytes.Equal(got, readFile(t, want["c_gz.csv"])) {
+		t.Fatal("c_gz.csv differs")
+	}
+	d.stop()
+	r := run(t, toolTimeout, "", binPath, "cache", "ls", "--cache-dir", cacheDir)
+	if r.err != nil || !strings.Contains(r.stdout, " decompressed files in ") {
+		t.Fatalf("cache ls: %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+	r = run(t, toolTimeout, "", binPath, "cache", "clear", "--cache-dir", cacheDir)
+	if r.err != nil || strings.Contains(r.stdout, "freed 0 B") {
+		t.Fatalf("cache clear: %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+	if spools, _ := filepath.Glob(filepath.Join(cacheDir, "spool", "*.spool")); len(spools) != 0 {
+		t.Errorf("spools left after cache clear: %v", spools)
 	}
 }

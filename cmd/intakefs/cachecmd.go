@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -114,6 +115,9 @@ func newCacheCmd(g *globalFlags) *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", human(e.CachedBytes), human(e.Size), e.LastUse.Local().Format(time.DateTime), e.URL)
 			}
 			fmt.Fprintf(w, "%s\t\t\t%d objects in %s\n", human(total), len(ents), dir)
+			if n, bytes := spoolFiles(dir, false); n > 0 {
+				fmt.Fprintf(w, "%s\t\t\t%d decompressed files in %s\n", human(bytes), n, filepath.Join(dir, "spool"))
+			}
 			return w.Flush()
 		},
 	}
@@ -135,6 +139,12 @@ func newCacheCmd(g *globalFlags) *cobra.Command {
 			freed, err := ch.Clear(url)
 			if err != nil {
 				return err
+			}
+			if url == "" {
+				// the decompressed spools too: only this process holds
+				// the cache directory now
+				_, b := spoolFiles(ch.Dir(), true)
+				freed += b
 			}
 			fmt.Printf("freed %s in %s\n", human(freed), ch.Dir())
 			return nil
@@ -224,4 +234,22 @@ func human(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// spoolFiles counts the complete decompressed spools the mounts keep in
+// the cache directory (engine: DIR/spool/*.spool), removing them if asked.
+func spoolFiles(dir string, remove bool) (n int, bytes int64) {
+	paths, _ := filepath.Glob(filepath.Join(dir, "spool", "*.spool"))
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if remove && os.Remove(p) != nil {
+			continue
+		}
+		n++
+		bytes += fi.Size()
+	}
+	return n, bytes
 }
