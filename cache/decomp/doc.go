@@ -11,6 +11,10 @@
 // matching ErrCorrupt (a *CorruptError with the decompressed offset) for
 // every read that reaches it, after the bytes before it; errors of the
 // underlying input pass through unchanged so that they can be retried.
+// A name whose suffix names a compression its bytes are not in fails the
+// same way, at offset 0 (Detect), rather than being served raw. A spool
+// stays within the room its owner grants (SpoolConfig.Reserve) and stops
+// on a full disk: the reads past that fail with ErrSpoolFull.
 //
 // Libraries: klauspost/compress (gzip members, raw deflate for zip, zstd),
 // ulikunitz/xz (xz and lzma), pierrec/lz4 (LZ4 block decoding; the frame

@@ -177,26 +177,30 @@ func StripSuffix(name string) (string, Compression) {
 // ("x.tar.gz" with compression "gzip" is tar+gzip).
 //
 // head is the file's first bytes (up to 512 are looked at; fewer is fine,
-// and an empty head is not checked). When the name or argument names a
-// compression and head is present but is not in it, Detect fails with an
-// error matching ErrCorrupt (Intake would fail too, with BadGzipFile and
-// the like); in "auto" mode a misnamed file is read as what its magic
-// says instead. An argument naming no supported compression fails with
-// fsspec's wording; "snappy" fails with ErrUnsupported.
+// and an empty head is not checked). When the argument ("infer" or a
+// compression) names a compression and head is present but is not in
+// it, Detect fails with an error matching ErrCorrupt (Intake would fail
+// too, with BadGzipFile and the like).
+//
+// In "auto" mode a suffix that names a compression is trusted as fsspec's
+// infer trusts it, with two exceptions: bytes that carry another format's
+// magic are read as that format (a misnamed file), and an ".xz" (or
+// ".lzma") whose bytes are the other container is read as that one (xz
+// -dc and LZMAFile read both). Bytes that carry no magic at all are NOT
+// taken for plain data: the format the suffix names is returned, and
+// decoding fails at offset 0 with a *CorruptError (NewReader checks the
+// magic), so that a damaged "x.csv.gz" can never be served as its
+// compressed bytes. Only a name without a compression suffix is read as
+// plain when its bytes say nothing. An argument naming no supported
+// compression fails with fsspec's wording; "snappy" fails with
+// ErrUnsupported.
 func Detect(name string, head []byte, arg string) (Format, error) {
 	var f Format
 	switch arg {
 	case "infer":
 		f = ByName(name)
 	case "", "auto":
-		f = ByName(name)
-		if len(head) > 0 && !matches(f, head) {
-			f = Format{}
-		}
-		if f.IsPlain() {
-			f = ByMagic(head)
-		}
-		return f, nil
+		return detectAuto(name, head), nil
 	case "None", "none", "null":
 		return Format{}, nil
 	case "zip":
@@ -213,19 +217,54 @@ func Detect(name string, head []byte, arg string) (Format, error) {
 			f.Archive = Tar
 		}
 	}
-	if f.Compression == XZ || f.Compression == LZMA {
-		// Either spelling decodes both containers, as LZMAFile does.
-		if bytes.HasPrefix(head, xzMagic) {
-			f.Compression = XZ
-		} else if len(head) >= 13 && isLZMAAlone(head) {
-			f.Compression = LZMA
-		}
-	}
+	f.Compression = xzOrLZMA(f.Compression, head)
 	if len(head) > 0 && !matches(f, head) {
 		return Format{}, &CorruptError{Format: f.Compression, Offset: 0, InputOffset: 0,
 			Err: fmt.Errorf("%s: not %s data (starts % x)", name, f, head[:min(len(head), 8)])}
 	}
 	return f, nil
+}
+
+// detectAuto is Detect's "auto" mode.
+func detectAuto(name string, head []byte) Format {
+	f := ByName(name)
+	if len(head) == 0 {
+		return f
+	}
+	f.Compression = xzOrLZMA(f.Compression, head)
+	if !f.IsPlain() && matches(f, head) {
+		return f
+	}
+	if m := ByMagic(head); !m.IsPlain() {
+		// No suffix, or a misnamed file: its bytes say what it is. A
+		// short head says nothing of a tar inside; the name still does.
+		if f.Archive == Tar && m.Archive == NoArchive {
+			m.Archive = Tar
+		}
+		return m
+	}
+	if f.Compression != None {
+		// The suffix names a compression the bytes are not in: decoding
+		// as it says fails (as fsspec's infer does), rather than serving
+		// the compressed bytes as the data.
+		return f
+	}
+	return Format{} // a ".zip" that is no zip: its bytes as they are
+}
+
+// xzOrLZMA is c, but for XZ and LZMA the container the head holds: either
+// spelling decodes both, as xz -dc and Python's LZMAFile do.
+func xzOrLZMA(c Compression, head []byte) Compression {
+	if c != XZ && c != LZMA {
+		return c
+	}
+	switch {
+	case bytes.HasPrefix(head, xzMagic):
+		return XZ
+	case len(head) >= 13 && isLZMAAlone(head):
+		return LZMA
+	}
+	return c
 }
 
 // ParseCompression maps a compression name (fsspec's spellings, plus a few

@@ -53,8 +53,21 @@ func TestDetect(t *testing.T) {
 		// auto: by name, else by magic; a misnamed file is read as what it is.
 		{"x.csv", gzHead, "", gz, false},
 		{"x", zstHead, "auto", Format{Compression: Zstd}, false},
-		{"x.csv.gz", csvHead, "", Format{}, false},
 		{"x.csv.gz", zstHead, "", Format{Compression: Zstd}, false},
+		{"x.tar.gz", zstHead, "", Format{Archive: Tar, Compression: Zstd}, false},
+		// auto: a compression suffix over bytes with no magic is decoded as
+		// the suffix says (and fails there), never served raw.
+		{"x.csv.gz", csvHead, "", gz, false},
+		{"x.csv.gz", append([]byte{0x1e}, gzHead[1:]...), "", gz, false},
+		{"x.csv.zst", append([]byte{0x29}, zstHead[1:]...), "", Format{Compression: Zstd}, false},
+		{"x.csv.bz2", []byte("BZi91AY&SY"), "", Format{Compression: Bzip2}, false},
+		{"x.csv.lz4", csvHead, "", Format{Compression: LZ4}, false},
+		{"x.csv.xz", csvHead, "", Format{Compression: XZ}, false},
+		{"x.tgz", csvHead, "auto", Format{Archive: Tar, Compression: Gzip}, false},
+		{"x.csv.xz", lzmaHead, "", Format{Compression: LZMA}, false}, // xz -dc reads both
+		{"x.csv.lzma", xzHead, "", Format{Compression: XZ}, false},
+		{"x.csv.gz", nil, "", gz, false},
+		{"x.zip", csvHead, "", Format{}, false},
 		{"x.dat", zipHead, "", Format{Archive: Zip}, false},
 		{"x.dat", lzmaHead, "", Format{}, false}, // no reliable magic
 		// explicit.

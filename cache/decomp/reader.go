@@ -230,11 +230,17 @@ func (r *reader) init() error {
 	case None:
 		r.dec = r.br
 	case Gzip:
+		if err := r.checkMagic(); err != nil {
+			return err
+		}
 		r.dec = &gzipMulti{br: r.br}
 	case Bzip2:
 		if _, err := r.br.Peek(1); err == io.EOF {
 			return errTruncated
 		} else if err != nil {
+			return err
+		}
+		if err := r.checkMagic(); err != nil {
 			return err
 		}
 		r.dec = bzip2.NewReader(r.br)
@@ -256,6 +262,9 @@ func (r *reader) init() error {
 			return nil
 		}
 		r.src.tail = true // before the first read of the input
+		if err := r.checkMagic(); err != nil {
+			return err
+		}
 		x, err := xz.ReaderConfig{DictCap: xzDictCap(r.br)}.NewReader(r.br)
 		if err != nil {
 			return err
@@ -276,6 +285,9 @@ func (r *reader) init() error {
 		} else if err != nil {
 			return err
 		}
+		if err := r.checkMagic(); err != nil {
+			return err
+		}
 		d, err := zstd.NewReader(r.br,
 			zstd.WithDecoderConcurrency(zstdConcurrency),
 			zstd.WithDecoderMaxWindow(ZstdMaxWindow),
@@ -291,6 +303,9 @@ func (r *reader) init() error {
 		} else if err != nil {
 			return err
 		}
+		if err := r.checkMagic(); err != nil {
+			return err
+		}
 		r.dec = &lz4Reader{br: r.br}
 	case rawDeflate:
 		f := flate.NewReader(r.br)
@@ -300,6 +315,20 @@ func (r *reader) init() error {
 		return fmt.Errorf("compression %d: %w", r.c, ErrUnsupported)
 	}
 	return nil
+}
+
+// checkMagic fails at offset 0 when the input does not start with the
+// magic of r.c (a damaged file, or one whose name says a compression it
+// is not in: see Detect): the decoders would fail too, but less clearly.
+// An empty input, or a short one that agrees as far as it goes, is left
+// to the decoder. The external decoders check for themselves.
+func (r *reader) checkMagic() error {
+	h, _ := r.br.Peek(16)
+	if len(h) == 0 || matches(Format{Compression: r.c}, h) {
+		return nil
+	}
+	return &CorruptError{Format: r.c, Offset: 0, InputOffset: 0,
+		Err: fmt.Errorf("not %s data: no %s magic (starts % x)", r.c, r.c, h[:min(len(h), 8)])}
 }
 
 // rawDeflate is zip's method 8: a deflate stream without gzip framing.

@@ -123,6 +123,39 @@ type SpoolConfig struct {
 	// file (0: 1 MiB). Memory per Spool is about one chunk plus the
 	// decoder's state.
 	ChunkSize int
+	// Reserve, if set, bounds the spool file while it is written: before
+	// the file grows past what was granted, Reserve is asked for room for
+	// want bytes in all (have is the file's size now). It is called from
+	// the decompressing goroutine with no lock held, for ReserveStep bytes
+	// at a time (rounded up; the exact size when that is refused). A
+	// refusal stops the decompression for good: readers get the bytes
+	// spooled before it, then Reserve's error, made to match ErrSpoolFull.
+	// A write that finds the disk full (ENOSPC, EDQUOT) stops it the same
+	// way, Reserve or not.
+	Reserve func(have, want int64) error
+}
+
+// ReserveStep is how much room a Spool asks SpoolConfig.Reserve for at a
+// time.
+const ReserveStep = 16 << 20
+
+// ErrSpoolFull is matched (errors.Is) by the error of a Spool whose
+// decompressed data does not fit: SpoolConfig.Reserve refused to let the
+// file grow, or the disk was full. It does not match ErrCorrupt (the data
+// may be sound), nor the errno of a full disk.
+var ErrSpoolFull = errors.New("decompressed data does not fit in the spool")
+
+// spoolFullError gives its cause's message and matches ErrSpoolFull.
+type spoolFullError struct{ err error }
+
+func (e *spoolFullError) Error() string   { return e.err.Error() }
+func (e *spoolFullError) Unwrap() []error { return []error{ErrSpoolFull, e.err} }
+
+func spoolFull(err error) error {
+	if errors.Is(err, ErrSpoolFull) {
+		return err
+	}
+	return &spoolFullError{err}
 }
 
 // Spool gives random access (ReadAt) to a decompressed stream by
@@ -152,9 +185,14 @@ type Spool struct {
 	closed   bool
 	inflight int // reads of f in progress, without s.mu
 	persist  error
-	changed  chan struct{} // closed and replaced at each change of state
-	sizeCh   chan struct{} // closed when size is known
-	wg       sync.WaitGroup
+	// granted is the room Reserve gave (the file may grow that far), and
+	// exact says that a rounded-up request was refused: only the producer
+	// touches them, and only one producer runs at a time.
+	granted int64
+	exact   bool
+	changed chan struct{} // closed and replaced at each change of state
+	sizeCh  chan struct{} // closed when size is known
+	wg      sync.WaitGroup
 }
 
 // OpenSpool opens the spool for cfg.Key: the complete one in cfg.Dir if
@@ -408,7 +446,7 @@ func (s *Spool) produce(skip int64) {
 	s.mu.Lock()
 	s.running = false
 	if err != nil && !s.closed {
-		if errors.Is(err, ErrCorrupt) {
+		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrSpoolFull) {
 			s.perm = err
 		} else {
 			s.transErr = err
@@ -461,7 +499,16 @@ func (s *Spool) run(skip int64) error {
 				Err: fmt.Errorf("stream longer than its recorded size %d", expected)}
 		}
 		if n > 0 {
+			if end := off + int64(n); end > s.granted && s.cfg.Reserve != nil {
+				if err := s.reserve(off, end); err != nil {
+					return err
+				}
+			}
 			if _, werr := s.f.WriteAt(buf[:n], off); werr != nil {
+				if isNoSpace(werr) {
+					s.f.Truncate(off) // give back what the short write took
+					return spoolFull(fmt.Errorf("decomp: the disk holding %s is full after %d bytes of decompressed data (%v)", s.cfg.Dir, off, werr))
+				}
 				return fmt.Errorf("decomp: writing spool %s: %w", s.path, werr)
 			}
 			off += int64(n)
@@ -489,6 +536,29 @@ func (s *Spool) run(skip int64) error {
 			return rerr
 		}
 	}
+}
+
+// reserve asks for room for the file to grow from have to need bytes:
+// a step more when it can, need exactly when that is refused.
+func (s *Spool) reserve(have, need int64) error {
+	want := need
+	if !s.exact {
+		want = (need + ReserveStep - 1) / ReserveStep * ReserveStep
+		if e := s.cfg.ExpectedSize; e >= 0 && want > e {
+			want = max(e, need)
+		}
+	}
+	err := s.cfg.Reserve(have, want)
+	if err != nil && want > need {
+		s.exact = true
+		want = need
+		err = s.cfg.Reserve(have, want)
+	}
+	if err != nil {
+		return spoolFull(err)
+	}
+	s.granted = want
+	return nil
 }
 
 // fill reads until buf is full or the stream ends or fails.
