@@ -73,13 +73,23 @@ func readNode(t *testing.T, f *FS, p string) []byte {
 	return []byte(s)
 }
 
-func statSize(t *testing.T, f *FS, p string) int64 {
+// walkFile is the file at p.
+func walkFile(t *testing.T, f *FS, p string) File {
 	t.Helper()
 	n, err := f.Walk(context.Background(), p)
 	if err != nil {
 		t.Fatalf("walk %s: %v", p, err)
 	}
-	st, err := n.(File).Stat(context.Background())
+	file, ok := n.(File)
+	if !ok {
+		t.Fatalf("%s is not a file", p)
+	}
+	return file
+}
+
+func statSize(t *testing.T, f *FS, p string) int64 {
+	t.Helper()
+	st, err := walkFile(t, f, p).Stat(context.Background())
 	if err != nil {
 		t.Fatalf("stat %s: %v", p, err)
 	}

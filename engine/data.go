@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/intakefs/intakefs/cache/decomp"
 	"github.com/intakefs/intakefs/remote"
@@ -147,6 +149,13 @@ type Plan struct {
 	Size int64
 	// Root is the directory URL for PlanTree.
 	Root string
+	// Problems are what planning found wrong and worked around (an
+	// archive member whose name an earlier one has, an archive cut short):
+	// errors.txt shows them.
+	Problems []string
+
+	partsMu sync.Mutex
+	parts   *partsIndex // a PlanParts' nodes, built on first use
 }
 
 // identity names the exact versions of the objects behind the plan.
@@ -243,7 +252,7 @@ func (f *FS) planFor(ctx context.Context, r *Rendered) (*Plan, error) {
 		}
 		return &Plan{Kind: PlanTree, Store: store, Root: objs[0].URL}, nil
 	}
-	items, archived, err := f.itemsFor(ctx, store, objs, r, cb, sel)
+	items, archived, problems, err := f.itemsFor(ctx, store, objs, r, cb, sel)
 	if err != nil {
 		return nil, err
 	}
@@ -251,12 +260,12 @@ func (f *FS) planFor(ctx context.Context, r *Rendered) (*Plan, error) {
 		multi = true
 	}
 	if multi && !concat {
-		return &Plan{Kind: PlanParts, Store: store, Parts: objs, Items: items}, nil
+		return &Plan{Kind: PlanParts, Store: store, Parts: objs, Items: items, Problems: problems}, nil
 	}
 	if len(items) == 0 {
 		return nil, fmt.Errorf("%w: no archive member of %s matches", remote.ErrNotExist, strings.Join(urls, ", "))
 	}
-	p := &Plan{Kind: PlanFile, Store: store, Parts: objs, Items: items}
+	p := &Plan{Kind: PlanFile, Store: store, Parts: objs, Items: items, Problems: problems}
 	if err := f.segment(ctx, p, format); err != nil {
 		return nil, err
 	}
@@ -288,19 +297,18 @@ func compressionArg(r *Rendered) (string, error) {
 // itemsFor turns objects into items: each object's format is detected
 // (or set by a cache block), compressed objects read decompressed, and
 // archives give their members (those the cache block's regex_filter or
-// the URL chain selects). archived reports that an archive was opened.
-func (f *FS) itemsFor(ctx context.Context, store remote.Store, objs []remote.ObjectInfo, r *Rendered, cb *cacheBlock, sel *archiveSel) ([]Item, bool, error) {
+// the URL chain selects). archived reports that an archive was opened;
+// problems are what the archives' listings worked around.
+func (f *FS) itemsFor(ctx context.Context, store remote.Store, objs []remote.ObjectInfo, r *Rendered, cb *cacheBlock, sel *archiveSel) (items []Item, archived bool, problems []string, err error) {
 	arg, err := compressionArg(r)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
-	var items []Item
-	archived := false
 	names := partNames(objs)
 	for i := range objs {
 		o := &objs[i]
 		if o.IsDir {
-			return nil, false, fmt.Errorf("%s is a directory, not a file", o.URL)
+			return nil, false, nil, fmt.Errorf("%s is a directory, not a file", o.URL)
 		}
 		var fm decomp.Format
 		switch {
@@ -320,20 +328,21 @@ func (f *FS) itemsFor(ctx context.Context, store remote.Store, objs []remote.Obj
 			fm, err = f.detect(ctx, store, o, arg)
 		}
 		if err != nil {
-			return nil, false, fmt.Errorf("source %q: %w", r.Entry.Name, err)
+			return nil, false, nil, fmt.Errorf("source %q: %w", r.Entry.Name, err)
 		}
 		if sel != nil && sel.proto == "tar" && fm.Archive != decomp.Tar {
 			if fm.Archive == decomp.Zip {
-				return nil, false, fmt.Errorf("source %q: %s is a zip archive, not a tar", r.Entry.Name, o.URL)
+				return nil, false, nil, fmt.Errorf("source %q: %s is a zip archive, not a tar", r.Entry.Name, o.URL)
 			}
 			fm.Archive = decomp.Tar // fsspec's tar:// reads any tar, whatever its name
 		}
 		if fm.Archive != decomp.NoArchive {
 			archived = true
-			ms, err := f.archiveMembers(ctx, store, o, fm)
+			ms, ps, err := f.archiveMembers(ctx, store, o, fm)
 			if err != nil {
-				return nil, false, err
+				return nil, false, nil, err
 			}
+			problems = append(problems, ps...)
 			for _, m := range ms {
 				switch {
 				case sel != nil:
@@ -359,12 +368,12 @@ func (f *FS) itemsFor(ctx context.Context, store remote.Store, objs []remote.Obj
 			it.Key = spoolKey(o, fm, "")
 			it.Size = -1
 			if it.Size, err = f.knownSize(ctx, store, &it); err != nil {
-				return nil, false, fmt.Errorf("source %q: %w", r.Entry.Name, err)
+				return nil, false, nil, fmt.Errorf("source %q: %w", r.Entry.Name, err)
 			}
 		}
 		items = append(items, it)
 	}
-	return items, archived, nil
+	return items, archived, problems, nil
 }
 
 // segment lays out the concatenation: for CSV whose parts share a header
@@ -383,19 +392,23 @@ func (f *FS) segment(ctx context.Context, p *Plan, format string) error {
 		lastNL int // 1 yes, 0 no, -1 not known yet
 	}
 	infos := make([]partInfo, len(p.Items))
+	// the members of an archive share one open object (and a compressed
+	// tar its one spool) while the plan is made
+	src := newItemSource(f, p.Store)
+	defer src.close()
 	for i := range p.Items {
 		it := &p.Items[i]
 		if it.Size == 0 {
 			infos[i].lastNL = 1
 			continue
 		}
-		nl, err := f.endsInNewline(ctx, p.Store, it)
+		nl, err := f.endsInNewline(ctx, src, it)
 		if err != nil {
 			return err
 		}
 		infos[i].lastNL = nl
 		if format == "csv" {
-			h, err := f.itemFirstLine(ctx, p.Store, it)
+			h, err := f.itemFirstLine(ctx, src, it)
 			if err != nil {
 				return err
 			}
@@ -445,14 +458,23 @@ func (f *FS) segment(ctx context.Context, p *Plan, format string) error {
 // endsInNewline reads an item's last byte where that is cheap: an object
 // or a member stored as it is. A decompressed item's is not known until
 // it has been decompressed (-1).
-func (f *FS) endsInNewline(ctx context.Context, s remote.Store, it *Item) (int, error) {
+func (f *FS) endsInNewline(ctx context.Context, src *itemSource, it *Item) (int, error) {
 	var last []byte
 	var err error
 	switch {
 	case it.raw():
-		last, err = readSmall(ctx, s, it.Obj.URL, it.Obj.Size-1, 1)
+		last, err = readSmall(ctx, src.store, it.Obj.URL, it.Obj.Size-1, 1)
 	case it.Key == "" && it.Member != nil:
-		last, err = readSmall(ctx, s, it.Obj.URL, it.Base+it.Size-1, 1)
+		var r *itemReader
+		if r, err = src.reader(ctx, it); err == nil {
+			var b [1]byte
+			n, rerr := r.readAt(ctx, b[:], it.Base+it.Size-1)
+			r.Close()
+			if rerr != nil && !errors.Is(rerr, io.EOF) {
+				err = rerr
+			}
+			last = b[:n] // none: an archive cut short, read as no newline
+		}
 	default:
 		if v, ok := f.spools.recall("lastnl\x00" + itemID(it)); ok {
 			return v.(int), nil
@@ -477,52 +499,97 @@ func itemID(it *Item) string {
 	return id
 }
 
+// maxLine is the longest header row looked for.
+const maxLine = 1 << 20
+
 // itemFirstLine is the header row of a CSV item, with its newline. A
-// compressed item is decoded only as far as its first line.
-func (f *FS) itemFirstLine(ctx context.Context, s remote.Store, it *Item) ([]byte, error) {
+// compressed item is decoded only as far as its first line. What is
+// remembered is a copy of the line alone: a join of many members keeps
+// one short line per member.
+func (f *FS) itemFirstLine(ctx context.Context, src *itemSource, it *Item) ([]byte, error) {
 	if it.raw() {
-		return firstLine(ctx, s, *it.Obj)
+		return firstLine(ctx, src.store, *it.Obj)
 	}
 	mk := "header\x00" + itemID(it)
 	if v, ok := f.spools.recall(mk); ok {
 		return v.([]byte), nil
 	}
-	const max = 1 << 20
 	var b []byte
 	if it.Key == "" || it.Member != nil && it.Format.Archive == decomp.Tar {
-		ir, err := f.openItem(ctx, s, it)
+		ir, err := src.reader(ctx, it)
 		if err != nil {
 			return nil, err
 		}
-		buf := make([]byte, max)
-		n, err := ir.ReadAt(ctx, buf, 0)
+		base, size := ir.bounds()
+		b, err = readFirstLine(func(p []byte, off int64) (int, error) {
+			if size >= 0 {
+				if off >= size {
+					return 0, io.EOF
+				}
+				p = p[:min(int64(len(p)), size-off)]
+			}
+			return ir.readAt(ctx, p, base+off)
+		})
 		ir.Close()
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
-		}
-		b = buf[:n]
-	} else {
-		rc, err := f.streamOpener(s, it)(ctx)
 		if err != nil {
 			return nil, err
 		}
-		b, err = readLine(rc, max)
+	} else {
+		rc, err := src.stream(ctx, it)
+		if err != nil {
+			return nil, err
+		}
+		b, err = readLine(rc, maxLine)
 		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", it.Obj.URL, err)
 		}
 	}
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		b = b[:i+1]
-	}
+	b = lineCopy(b)
 	f.spools.remember(mk, b)
 	return b, nil
 }
 
+// lineCopy is b up to and with its first newline (all of b without one),
+// copied to a slice of its own size.
+func lineCopy(b []byte) []byte {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i+1]
+	}
+	out := make([]byte, len(b))
+	copy(out, b)
+	return out
+}
+
+// readFirstLine reads from offset 0 up to the first newline, at most
+// maxLine bytes: a small read first, larger ones only for a longer line.
+func readFirstLine(readAt func(p []byte, off int64) (int, error)) ([]byte, error) {
+	buf := make([]byte, 4<<10)
+	n := 0
+	for {
+		k, err := readAt(buf[n:], int64(n))
+		if k > 0 && bytes.IndexByte(buf[n:n+k], '\n') >= 0 {
+			return buf[:n+k], nil
+		}
+		n += k
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		if errors.Is(err, io.EOF) || k == 0 || n >= maxLine {
+			return buf[:n], nil
+		}
+		if n == len(buf) {
+			nb := make([]byte, min(4*len(buf), maxLine))
+			copy(nb, buf[:n])
+			buf = nb
+		}
+	}
+}
+
 // readLine reads a stream up to its first newline, at most max bytes.
 func readLine(r io.Reader, max int) ([]byte, error) {
-	buf := make([]byte, 0, 64<<10)
-	chunk := make([]byte, 64<<10)
+	var buf []byte
+	chunk := make([]byte, 4<<10)
 	for len(buf) < max {
 		n, err := r.Read(chunk)
 		buf = append(buf, chunk[:n]...)
@@ -531,6 +598,9 @@ func readLine(r io.Reader, max int) ([]byte, error) {
 		}
 		if err != nil {
 			return buf, err
+		}
+		if len(chunk) < 64<<10 {
+			chunk = make([]byte, 2*len(chunk))
 		}
 	}
 	return buf, nil
@@ -545,23 +615,166 @@ func readSmall(ctx context.Context, s remote.Store, url string, off, n int64) ([
 	return io.ReadAll(io.LimitReader(rc, n))
 }
 
-// firstLine is the header row of a CSV part, with its newline.
+// firstLine is the header row of a CSV part, with its newline: a small
+// read, and up to maxLine bytes only for a longer line.
 func firstLine(ctx context.Context, s remote.Store, o remote.ObjectInfo) ([]byte, error) {
-	const max = 1 << 20
-	n := o.Size
-	if n > max {
-		n = max
-	}
+	n := min(o.Size, 4<<10)
 	b, err := readSmall(ctx, s, o.URL, 0, n)
 	if err != nil {
 		return nil, err
 	}
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		return b[:i+1], nil
+	if bytes.IndexByte(b, '\n') < 0 && o.Size > n {
+		if b, err = readSmall(ctx, s, o.URL, 0, min(o.Size, maxLine)); err != nil {
+			return nil, err
+		}
 	}
-	return b, nil
+	return lineCopy(b), nil
 }
 
 func sortInfos(objs []remote.ObjectInfo) {
 	sort.SliceStable(objs, func(i, j int) bool { return objs[i].URL < objs[j].URL })
+}
+
+// crcMemo remembers, for one zip object version, the CRC-32 checks of its
+// stored members (read in place, so no decoder checks them): the results,
+// and the running sums of members being read from their start, so that a
+// reader that reads a member through costs no second read at its end.
+type crcMemo struct {
+	mu   sync.Mutex
+	done map[int64]error // by where the member's bytes start in the zip
+	runs map[int64]*crcRun
+}
+
+// crcRun is the CRC-32 of a member's bytes [0, next).
+type crcRun struct {
+	mu   sync.Mutex
+	next int64
+	sum  uint32
+}
+
+// crcGap is how far ahead of the bytes summed a read may start and still
+// be summed (the gap is read for it): a CSV join leaves out the header of
+// every member after the first.
+const crcGap = 64 << 10
+
+var crcMemoMu sync.Mutex // makes crcMemo's recall-or-remember one step
+
+func (f *FS) crcMemo(obj *remote.ObjectInfo) *crcMemo {
+	mk := "crc\x00" + obj.URL + "\x00" + obj.Identity() + "\x00" + strconv.FormatInt(obj.Size, 10)
+	crcMemoMu.Lock()
+	defer crcMemoMu.Unlock()
+	if v, ok := f.spools.recall(mk); ok {
+		return v.(*crcMemo)
+	}
+	m := &crcMemo{done: map[int64]error{}, runs: map[int64]*crcRun{}}
+	f.spools.remember(mk, m)
+	return m
+}
+
+// crcFeed sums bytes of a stored zip member read at off, when they carry
+// on (or nearly) from the bytes summed so far.
+func (f *FS) crcFeed(ctx context.Context, r *itemReader, off int64, p []byte) {
+	m := f.crcMemo(r.it.Obj)
+	base := r.it.Base
+	m.mu.Lock()
+	if _, done := m.done[base]; done {
+		m.mu.Unlock()
+		return
+	}
+	run := m.runs[base]
+	if run == nil {
+		if off > crcGap {
+			m.mu.Unlock()
+			return
+		}
+		run = &crcRun{}
+		m.runs[base] = run
+	}
+	m.mu.Unlock()
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	if off > run.next && off-run.next <= crcGap {
+		gap := make([]byte, off-run.next)
+		if n, _ := r.readAt(ctx, gap, base+run.next); n == len(gap) {
+			run.sum = crc32.Update(run.sum, crc32.IEEETable, gap)
+			run.next = off
+		}
+	}
+	if off <= run.next && off+int64(len(p)) > run.next {
+		run.sum = crc32.Update(run.sum, crc32.IEEETable, p[run.next-off:])
+		run.next = off + int64(len(p))
+	}
+}
+
+// crcCheck is the CRC-32 check of a stored zip member, done once per
+// object version and member (the bytes not summed as they were read are
+// read for it): nil, or an error matching decomp.ErrCorrupt. An I/O error
+// on the way is returned and not remembered.
+func (f *FS) crcCheck(ctx context.Context, r *itemReader) error {
+	m := f.crcMemo(r.it.Obj)
+	base, mem := r.it.Base, r.it.Member
+	m.mu.Lock()
+	if err, done := m.done[base]; done {
+		m.mu.Unlock()
+		return err
+	}
+	run := m.runs[base]
+	if run == nil {
+		run = &crcRun{}
+		m.runs[base] = run
+	}
+	m.mu.Unlock()
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	m.mu.Lock()
+	err, done := m.done[base] // another reader finished it meanwhile
+	m.mu.Unlock()
+	if done {
+		return err
+	}
+	if run.next < mem.Size {
+		buf := make([]byte, min(256<<10, mem.Size-run.next))
+		for run.next < mem.Size {
+			want := min(int64(len(buf)), mem.Size-run.next)
+			n, err := r.readAt(ctx, buf[:want], base+run.next)
+			run.sum = crc32.Update(run.sum, crc32.IEEETable, buf[:n])
+			run.next += int64(n)
+			if int64(n) < want {
+				if err == nil || errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
+				return fmt.Errorf("zip member %q: checking its CRC-32: %w", mem.Name, err)
+			}
+		}
+	}
+	if run.sum != mem.CRC32 {
+		err = &decomp.CorruptError{Format: decomp.None, Offset: mem.Size, InputOffset: base + mem.Size,
+			Err: fmt.Errorf("zip member %q: CRC-32 mismatch (%08x, recorded %08x)", mem.Name, run.sum, mem.CRC32)}
+	}
+	m.mu.Lock()
+	m.done[base] = err
+	delete(m.runs, base)
+	m.mu.Unlock()
+	return err
+}
+
+// tarDamage logs and describes damage that cut the listing of a tar
+// short: where it is (the offset in the tar as decompressed), and that
+// the members after it are missing.
+func (f *FS) tarDamage(obj *remote.ObjectInfo, fm decomp.Format, err error) string {
+	at := int64(-1)
+	var ce *decomp.CorruptError
+	if errors.As(err, &ce) {
+		at = ce.Offset
+	}
+	what := "damaged"
+	if errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "truncated") {
+		what = "truncated"
+		if fm.Compression == decomp.None {
+			at = obj.Size // a plain tar ends where the object does
+		}
+	}
+	shown := remote.RedactURL(obj.URL)
+	f.Log.Error("archive "+what+": the members after the damage are missing", "archive", shown, "offset", at, "err", err.Error())
+	return fmt.Sprintf("%s: the archive is %s at offset %d: members after it are missing, the one there fails where its bytes end (%v)", shown, what, at, err)
 }

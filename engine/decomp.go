@@ -60,10 +60,13 @@ type spools struct {
 	// of a complete spool decompresses nothing).
 	opened atomic.Int64
 
-	mu sync.Mutex // guards files, total, memo; never held across I/O
-	// files are the complete spools on disk, by file name.
-	files map[string]*spoolFile
-	total int64
+	mu sync.Mutex // guards files, total, reserved, memo; never held across I/O
+	// files are the spools on disk, by file name: complete ones (size
+	// known, counted in total) and ones being written (size -1, their
+	// room granted so far counted in reserved).
+	files    map[string]*spoolFile
+	total    int64
+	reserved int64
 	// memo remembers per object version what planning found out (format,
 	// size, members), so that a plan made every second costs no reads.
 	memo map[string]any
@@ -73,6 +76,10 @@ type spoolFile struct {
 	size    int64
 	lastUse time.Time
 	refs    int
+	// reserved is the room granted to a spool being written (grow).
+	reserved int64
+	// fullLogged: the spool's "does not fit" was logged.
+	fullLogged bool
 }
 
 // newSpools opens the spool directory and indexes the complete spools
@@ -146,6 +153,36 @@ func spoolLimit(o cache.Opener) func() int64 {
 	return func() int64 { return 1 << 30 }
 }
 
+// spoolFloor is the free space a spool being written leaves on the
+// disk: the block cache's --cache-min-free; none without a block cache
+// (a full disk still stops a spool cleanly, see decomp.ErrSpoolFull).
+func (f *FS) spoolFloor() int64 {
+	if c, ok := f.Opener.(*cache.Cache); ok {
+		return max(c.Stats().MinFreeBytes, 0)
+	}
+	return 0
+}
+
+// logFull logs, once per spool, that an item's decompressed data does not
+// fit in the cache (decomp.ErrSpoolFull): reads past what was spooled fail
+// with EIO.
+func (s *spools) logFull(it *Item, err error, at int64) {
+	if err == nil || !errors.Is(err, decomp.ErrSpoolFull) {
+		return
+	}
+	name := decomp.SpoolName(it.Key)
+	s.mu.Lock()
+	f := s.files[name]
+	logged := f != nil && f.fullLogged
+	if f != nil {
+		f.fullLogged = true
+	}
+	s.mu.Unlock()
+	if !logged {
+		s.log.Error(err.Error(), "source", remote.RedactURL(it.Obj.URL), "item", it.Name, "offset", at)
+	}
+}
+
 func (s *spools) remember(key string, v any) {
 	s.mu.Lock()
 	if len(s.memo) > 10000 {
@@ -179,10 +216,13 @@ func (s *spools) size(key string) (int64, bool) {
 	return 0, false
 }
 
-// acquire gives the shared spool of an item's stream; release it.
-func (s *spools) acquire(item *Item, open func(ctx context.Context) (io.ReadCloser, error), expected int64) (*decomp.Spool, error) {
+// acquire gives the shared spool of an item's stream; release it. While
+// it is written the spool stays under the limit and leaves floor bytes
+// free on the disk (grow; FS.spoolFloor).
+func (s *spools) acquire(item *Item, open func(ctx context.Context) (io.ReadCloser, error), expected, floor int64) (*decomp.Spool, error) {
 	key := item.Key
 	name := decomp.SpoolName(key)
+	src := remote.RedactURL(item.Obj.URL)
 	sp, err := s.set.Acquire(decomp.SpoolConfig{
 		Dir:          s.dir,
 		Key:          key,
@@ -191,7 +231,8 @@ func (s *spools) acquire(item *Item, open func(ctx context.Context) (io.ReadClos
 			s.opened.Add(1)
 			return open(ctx)
 		},
-		OnSize: func(size int64) { s.completed(key, name, size) },
+		OnSize:  func(size int64) { s.completed(key, name, size) },
+		Reserve: func(have, want int64) error { return s.grow(name, src, floor, have, want) },
 	})
 	if err != nil {
 		return nil, err
@@ -225,6 +266,8 @@ func (s *spools) completed(key, name string, size int64) {
 	if f := s.files[name]; f != nil && f.size < 0 {
 		f.size = size
 		s.total += size
+		s.reserved -= f.reserved
+		f.reserved = 0
 	}
 	s.mu.Unlock()
 	s.evict()
@@ -246,6 +289,7 @@ func (s *spools) release(sp *decomp.Spool, key string) {
 			if f.size > 0 {
 				s.total -= f.size
 			}
+			s.reserved -= f.reserved
 			delete(s.files, name)
 		}
 	}
@@ -254,38 +298,114 @@ func (s *spools) release(sp *decomp.Spool, key string) {
 }
 
 // evict removes least recently used complete spools that nobody reads
-// until the rest fit the limit.
+// until the rest, and the room of the spools being written, fit the
+// limit.
 func (s *spools) evict() {
 	limit := s.limit()
 	s.mu.Lock()
-	var victims []string
-	if s.total > limit {
-		type cand struct {
-			name string
-			f    *spoolFile
-		}
-		var cs []cand
-		for n, f := range s.files {
-			if f.refs == 0 && f.size >= 0 {
-				cs = append(cs, cand{n, f})
-			}
-		}
-		sort.Slice(cs, func(i, j int) bool { return cs[i].f.lastUse.Before(cs[j].f.lastUse) })
-		for _, c := range cs {
-			if s.total <= limit {
-				break
-			}
-			s.total -= c.f.size
-			delete(s.files, c.name)
-			victims = append(victims, c.name)
+	victims := s.victimsLocked(s.total + s.reserved - limit)
+	s.mu.Unlock()
+	s.remove(victims)
+}
+
+// victimsLocked takes out of the index the least recently used complete
+// spools that nobody reads, need bytes of them or as many as there are,
+// and gives their names for remove. s.mu held.
+func (s *spools) victimsLocked(need int64) []string {
+	if need <= 0 {
+		return nil
+	}
+	type cand struct {
+		name string
+		f    *spoolFile
+	}
+	var cs []cand
+	for n, f := range s.files {
+		if f.refs == 0 && f.size >= 0 {
+			cs = append(cs, cand{n, f})
 		}
 	}
-	s.mu.Unlock()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].f.lastUse.Before(cs[j].f.lastUse) })
+	var victims []string
+	var got int64
+	for _, c := range cs {
+		if got >= need {
+			break
+		}
+		got += c.f.size
+		s.total -= c.f.size
+		delete(s.files, c.name)
+		victims = append(victims, c.name)
+	}
+	return victims
+}
+
+// remove deletes evicted spool files.
+func (s *spools) remove(victims []string) {
 	for _, n := range victims {
 		if err := os.Remove(filepath.Join(s.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.log.Warn("evicting a spool", "file", n, "err", err.Error())
 		}
 	}
+}
+
+// spoolFullError is why a spool being written may not grow.
+type spoolFullError struct{ msg string }
+
+func (e *spoolFullError) Error() string { return e.msg }
+func (e *spoolFullError) Unwrap() error { return decomp.ErrSpoolFull }
+
+// grow gives a spool being written (file name) room for want bytes in
+// all, have of them on disk now: the spools, complete and being written,
+// stay under the limit, and the disk keeps floor bytes free. Complete
+// spools that nobody reads are evicted for it, least recently used first;
+// when that is not enough, nothing is evicted and the spool may not grow.
+func (s *spools) grow(name, src string, floor, have, want int64) error {
+	limit := s.limit()
+	free, ferr := int64(0), error(nil)
+	if floor > 0 {
+		free, ferr = decomp.DiskFree(s.dir)
+	}
+	s.mu.Lock()
+	f := s.files[name]
+	if f == nil {
+		// no longer indexed: released, its Spool closing (and its file
+		// going with it)
+		s.mu.Unlock()
+		return nil
+	}
+	delta := want - f.reserved
+	if delta <= 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	overLimit := s.total + s.reserved + delta - limit
+	overDisk := int64(0)
+	if floor > 0 && ferr == nil {
+		overDisk = floor - (free - max(want-have, 0))
+	}
+	var evictable int64
+	for _, g := range s.files {
+		if g.refs == 0 && g.size >= 0 {
+			evictable += g.size
+		}
+	}
+	if overLimit > evictable {
+		s.mu.Unlock()
+		return &spoolFullError{fmt.Sprintf("decompressed data of %s exceeds the cache limit of %d bytes (--cache-max-size); stopped after %d bytes",
+			src, limit, have)}
+	}
+	if overDisk > evictable {
+		s.mu.Unlock()
+		return &spoolFullError{fmt.Sprintf("decompressed data of %s does not fit on the cache's disk: %d bytes more would leave less than %d bytes free on %s (--cache-min-free); stopped after %d bytes",
+			src, want-have, floor, s.dir, have)}
+	}
+	victims := s.victimsLocked(max(overLimit, overDisk))
+	f.reserved += delta
+	s.reserved += delta
+	s.mu.Unlock()
+	s.remove(victims)
+	return nil
 }
 
 // Total is the bytes of complete spools kept (for tests and stats).
@@ -428,29 +548,52 @@ func (f *FS) knownSize(ctx context.Context, store remote.Store, it *Item) (int64
 	return n, nil
 }
 
+// archiveListing is what archiveMembers found in one archive object
+// version (remembered): its members, and what was wrong with it but could
+// be worked around (a name given twice, damage that cuts the archive
+// short), for errors.txt.
+type archiveListing struct {
+	items    []Item
+	problems []string
+}
+
 // archiveMembers lists the regular members of an archive object, with
 // where their bytes are; a compressed tar is decompressed once (into its
-// spool) to be listed.
-func (f *FS) archiveMembers(ctx context.Context, store remote.Store, obj *remote.ObjectInfo, fm decomp.Format) ([]Item, error) {
+// spool) to be listed. Two members whose names clean to the same name are
+// one: the first in the archive is kept, the others are left out and
+// reported. A tar damaged or cut short gives the members before the
+// damage (the last one may be short: its reads fail there), and the
+// damage is reported.
+func (f *FS) archiveMembers(ctx context.Context, store remote.Store, obj *remote.ObjectInfo, fm decomp.Format) ([]Item, []string, error) {
 	mk := "members\x00" + obj.URL + "\x00" + obj.Identity() + "\x00" + fm.String()
 	if v, ok := f.spools.recall(mk); ok {
-		return v.([]Item), nil
+		l := v.(*archiveListing)
+		return l.items, l.problems, nil
 	}
 	r, err := f.Opener.Open(ctx, store, *obj)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer r.Close()
+	shown := remote.RedactURL(obj.URL)
 	var items []Item
+	var problems []string
+	first := map[string]string{} // a cleaned name → the member's name as stored
 	add := func(m decomp.Member, it Item) {
 		if m.Type != decomp.Regular {
 			return
 		}
 		name, ok := decomp.CleanName(m.Name)
 		if !ok {
-			f.Log.Warn("archive member with an unsafe name left out", "archive", remote.RedactURL(obj.URL), "member", m.Name)
+			f.Log.Warn("archive member with an unsafe name left out", "archive", shown, "member", m.Name)
 			return
 		}
+		if prev, dup := first[name]; dup {
+			problems = append(problems, fmt.Sprintf("%s: member %q has the name %q of an earlier member (%q): only the first is used", shown, m.Name, name, prev))
+			f.Log.Warn("archive member with the name of an earlier member left out", "archive", shown, "member", m.Name, "name", name)
+			return
+		}
+		first[name] = m.Name
 		mm := m
 		it.Name, it.Obj, it.Format, it.Member = name, obj, fm, &mm
 		items = append(items, it)
@@ -459,7 +602,7 @@ func (f *FS) archiveMembers(ctx context.Context, store remote.Store, obj *remote
 	case decomp.Zip:
 		z, err := decomp.OpenZip(ctxReaderAt{ctx, r}, obj.Size)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", obj.URL, err)
+			return nil, nil, fmt.Errorf("%s: %w", obj.URL, err)
 		}
 		for i, m := range z.Members() {
 			it := Item{Size: m.Size, Base: -1}
@@ -479,27 +622,51 @@ func (f *FS) archiveMembers(ctx context.Context, store remote.Store, obj *remote
 		if fm.Compression != decomp.None {
 			key = spoolKey(obj, fm, "")
 			it := &Item{Obj: obj, Format: fm, Key: key, Size: -1}
-			sp, err := f.spools.acquire(it, f.streamOpener(store, it), -1)
+			sp, err := f.spools.acquire(it, f.streamOpener(store, it), -1, f.spoolFloor())
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			defer f.spools.release(sp, key)
 			ra, size = sp, -1
 		}
-		t, err := decomp.ScanTar(ctx, ra, size)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", obj.URL, err)
+		t, scanErr := decomp.ScanTar(ctx, ra, size)
+		var ms []decomp.Member
+		if t != nil {
+			ms = t.Members()
 		}
-		for _, m := range t.Members() {
+		listed := t != nil
+		if key != "" && errors.Is(scanErr, decomp.ErrSpoolFull) {
+			// Too big for the spool: list it from a decompression of its
+			// own, which keeps nothing (reads of members past what fits
+			// fail, logged).
+			f.Log.Warn(scanErr.Error()+": listing the archive without a spool", "archive", shown)
+			it := &Item{Obj: obj, Format: fm, Key: key, Size: -1}
+			rc, err := f.streamOpener(store, it)(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			ms, scanErr = decomp.ListTar(ctx, rc)
+			rc.Close()
+		}
+		if !listed || scanErr != nil && !errors.Is(scanErr, decomp.ErrCorrupt) {
+			return nil, nil, fmt.Errorf("%s: %w", obj.URL, scanErr)
+		}
+		for _, m := range ms {
 			if m.Type == decomp.Regular && m.Offset < 0 {
-				return nil, fmt.Errorf("%s: member %q is a sparse file: %w", obj.URL, m.Name, decomp.ErrUnsupported)
+				return nil, nil, fmt.Errorf("%s: member %q is a sparse file: %w", obj.URL, m.Name, decomp.ErrUnsupported)
 			}
 			add(m, Item{Size: m.Size, Base: m.Offset, Key: key})
 		}
+		if scanErr != nil {
+			if len(items) == 0 {
+				return nil, nil, fmt.Errorf("%s: %w", obj.URL, scanErr)
+			}
+			problems = append(problems, f.tarDamage(obj, fm, scanErr))
+		}
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].Name < items[j].Name })
-	f.spools.remember(mk, items)
-	return items, nil
+	f.spools.remember(mk, &archiveListing{items: items, problems: problems})
+	return items, problems, nil
 }
 
 // itemReader reads one item of an open file.
@@ -508,10 +675,26 @@ type itemReader struct {
 	raw   remote.ReaderAtCloser // the object, for items read in place
 	spool *decomp.Spool
 	fs    *FS
+	// release, for a reader lent by an itemSource (which owns raw and
+	// spool), gives it back: Close calls it instead of closing them.
+	release func()
+}
+
+// expectedSize is the decompressed size of an item's stream when known
+// before decompressing it (what its spool checks).
+func (it *Item) expectedSize() int64 {
+	if it.Member != nil && it.Format.Archive == decomp.Zip {
+		return it.Member.Size
+	} else if it.Member == nil && it.Size >= 0 {
+		return it.Size
+	}
+	return -1
 }
 
 // openItem opens an item for reading: the object itself, or the shared
-// spool of its decompressed stream.
+// spool of its decompressed stream. The reader is the caller's to close;
+// an itemSource lends readers that share one open object among the
+// members of an archive.
 func (f *FS) openItem(ctx context.Context, store remote.Store, it *Item) (*itemReader, error) {
 	if it.Key == "" {
 		r, err := f.Opener.Open(ctx, store, *it.Obj)
@@ -520,23 +703,17 @@ func (f *FS) openItem(ctx context.Context, store remote.Store, it *Item) (*itemR
 		}
 		return &itemReader{it: it, raw: r, fs: f}, nil
 	}
-	expected := int64(-1)
-	if it.Member != nil && it.Format.Archive == decomp.Zip {
-		expected = it.Member.Size
-	} else if it.Member == nil && it.Size >= 0 {
-		expected = it.Size
-	}
-	sp, err := f.spools.acquire(it, f.streamOpener(store, it), expected)
+	sp, err := f.spools.acquire(it, f.streamOpener(store, it), it.expectedSize(), f.spoolFloor())
 	if err != nil {
 		return nil, err
 	}
 	return &itemReader{it: it, spool: sp, fs: f}, nil
 }
 
-// ReadAt reads the item's bytes at off. An item of unknown size ends with
-// io.EOF where its stream does.
-func (r *itemReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	base, size := int64(0), int64(-1)
+// bounds are where the item's bytes start in what it reads, and its size
+// (-1: not known yet).
+func (r *itemReader) bounds() (base, size int64) {
+	base, size = 0, -1
 	if r.it.Member != nil {
 		size = r.it.Member.Size
 		if r.it.Base >= 0 {
@@ -549,12 +726,19 @@ func (r *itemReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 			size = r.it.Size
 		}
 	}
+	return base, size
+}
+
+// ReadAt reads the item's bytes at off. An item of unknown size ends with
+// io.EOF where its stream does.
+func (r *itemReader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	base, size := r.bounds()
 	if size >= 0 {
 		if off >= size {
 			return 0, r.verified(ctx, io.EOF)
 		}
 		if rem := size - off; int64(len(p)) >= rem {
-			n, err := r.readAt(ctx, p[:rem], base+off)
+			n, err := r.memberRead(ctx, p[:rem], base, off)
 			if err == nil || errors.Is(err, io.EOF) && int64(n) == rem {
 				err = r.verified(ctx, nil)
 				if err == nil && int64(len(p)) > rem {
@@ -564,19 +748,51 @@ func (r *itemReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 			return n, err
 		}
 	}
-	return r.readAt(ctx, p, base+off)
+	return r.memberRead(ctx, p, base, off)
+}
+
+// memberRead reads the item's bytes at off (base+off in what it reads).
+// A member read in place that ends before its recorded size is an archive
+// cut short: ErrCorrupt, logged. The bytes of a stored zip member are
+// checksummed as they pass (see verified).
+func (r *itemReader) memberRead(ctx context.Context, p []byte, base, off int64) (int, error) {
+	n, err := r.readAt(ctx, p, base+off)
+	if r.it.Member == nil || r.spool != nil {
+		return n, err
+	}
+	if errors.Is(err, io.EOF) && n < len(p) {
+		err = &decomp.CorruptError{Format: decomp.None, Offset: off + int64(n), InputOffset: base + off + int64(n),
+			Err: fmt.Errorf("%s member %q: %w (the archive is truncated at offset %d)", r.it.Format.Archive, r.it.Member.Name, io.ErrUnexpectedEOF, base+off+int64(n))}
+		r.logCorrupt(err, off+int64(n))
+	}
+	if r.it.Format.Archive == decomp.Zip && n > 0 {
+		r.fs.crcFeed(ctx, r, off, p[:n])
+	}
+	return n, err
 }
 
 // verified waits, at the end of an item read from a spool, for its
 // stream to end: the checksums that cover the whole stream (a zip
 // member's CRC-32, an xz or zstd stream's) are checked only there, and
-// damage they find must fail the read rather than pass unnoticed.
+// damage they find must fail the read rather than pass unnoticed. A zip
+// member stored as it is (read in place, no spool) has its CRC-32 checked
+// here too, once per object version and member.
 func (r *itemReader) verified(ctx context.Context, ok error) error {
-	if r.spool == nil || r.it.Member != nil && r.it.Format.Archive != decomp.Zip {
+	if r.spool == nil {
+		if r.it.Member != nil && r.it.Format.Archive == decomp.Zip {
+			if err := r.fs.crcCheck(ctx, r); err != nil {
+				r.logCorrupt(err, r.it.Member.Size)
+				return err
+			}
+		}
+		return ok
+	}
+	if r.it.Member != nil && r.it.Format.Archive != decomp.Zip {
 		return ok
 	}
 	if _, err := r.spool.Fill(ctx); err != nil {
 		r.logCorrupt(err, -1)
+		r.fs.spools.logFull(r.it, err, r.spool.Spooled())
 		return err
 	}
 	return ok
@@ -586,6 +802,7 @@ func (r *itemReader) readAt(ctx context.Context, p []byte, off int64) (int, erro
 	if r.spool != nil {
 		n, err := r.spool.ReadAtContext(ctx, p, off)
 		r.logCorrupt(err, off+int64(n))
+		r.fs.spools.logFull(r.it, err, off+int64(n))
 		return n, err
 	}
 	if cr, ok := r.raw.(cache.ContextReaderAt); ok {
@@ -620,6 +837,10 @@ func (r *itemReader) size() (int64, bool) {
 }
 
 func (r *itemReader) Close() error {
+	if r.release != nil {
+		r.release()
+		return nil
+	}
 	if r.spool != nil {
 		r.fs.spools.release(r.spool, r.it.Key)
 		return nil

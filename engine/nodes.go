@@ -310,11 +310,15 @@ func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) ([
 	def := f.dataNode(ctx, v, e, shown+"."+dataExt(r), r, nil)
 	nodes = append(nodes, def)
 	var problems []string
-	if _, err := f.plan(ctx, r); err != nil {
+	if p, err := f.plan(ctx, r); err != nil {
 		if msg := err.Error(); strings.HasPrefix(msg, where) {
 			problems = append(problems, msg) // it names the entry already
 		} else {
 			problems = append(problems, fmt.Sprintf("%s: its data: %v", where, err))
+		}
+	} else {
+		for _, pr := range p.Problems {
+			problems = append(problems, fmt.Sprintf("%s: its data: %s", where, pr))
 		}
 	}
 	if len(def.Name()) > 255 {
@@ -487,16 +491,12 @@ func (h *segHandle) waitSize(ctx context.Context) int64 {
 	for i, s := range h.plan.Segments {
 		l, err := h.segLen(ctx, i)
 		if err == nil && l < 0 && s.Item >= 0 {
-			var r *itemReader
-			if r, err = h.reader(ctx, s.Item); err == nil && r.spool != nil {
-				var n int64
-				if n, err = r.spool.Fill(ctx); err == nil {
-					l = n - s.Off
-					h.setLen(i, l)
-				} else if errors.Is(err, decomp.ErrCorrupt) {
-					r.logCorrupt(err, r.spool.Spooled())
-					return size + max(r.spool.Spooled()-s.Off, 0) + 1
-				}
+			var damaged int64
+			if l, damaged, err = h.fillLen(ctx, i); err == nil && damaged >= 0 {
+				return size + damaged + 1
+			}
+			if l >= 0 {
+				h.setLen(i, l)
 			}
 		}
 		if err != nil || l < 0 {
@@ -505,6 +505,36 @@ func (h *segHandle) waitSize(ctx context.Context) int64 {
 		size += l
 	}
 	return size
+}
+
+// fillLen decompresses segment i's stream to its end, to learn its
+// length (-1 for a segment not read from a spool); for a damaged stream,
+// damaged is how many of the segment's bytes come before the damage (-1
+// when there is none).
+func (h *segHandle) fillLen(ctx context.Context, i int) (l int64, damaged int64, err error) {
+	s := h.plan.Segments[i]
+	r, err := h.reader(ctx, s.Item)
+	if err != nil {
+		return -1, -1, err
+	}
+	defer r.Close()
+	if r.spool == nil {
+		return -1, -1, nil
+	}
+	n, err := r.spool.Fill(ctx)
+	if err == nil {
+		return n - s.Off, -1, nil
+	}
+	if errors.Is(err, decomp.ErrCorrupt) {
+		r.logCorrupt(err, r.spool.Spooled())
+		return -1, max(r.spool.Spooled()-s.Off, 0), nil
+	}
+	if errors.Is(err, decomp.ErrSpoolFull) {
+		// as damage: the size shown ends one byte past what can be
+		// read, so a reader gets the error rather than a short file
+		return -1, max(r.spool.Spooled()-s.Off, 0), nil
+	}
+	return -1, -1, err
 }
 
 // DirectIO: while the size is not known the kernel must not trust it,
@@ -592,17 +622,32 @@ func (d *dataFile) Open(ctx context.Context) (Handle, error) {
 	return h, nil
 }
 
-// openPlan opens every item of a file plan now: an open file then holds
-// the versions it was planned with, and an object replaced later cannot
-// mix in.
+// openPlan opens every object of a file plan now (once, however many of
+// its members the file has): an open file then holds the versions it was
+// planned with, and an object replaced later cannot mix in. The spools of
+// decompressed streams are acquired now too, up to maxIdleSpools of them;
+// the others when first read.
 func (f *FS) openPlan(ctx context.Context, p *Plan) (*segHandle, error) {
-	h := &segHandle{fs: f, plan: p, open: make([]*itemReader, len(p.Items)), lens: make([]int64, len(p.Segments))}
+	h := &segHandle{fs: f, plan: p, src: newItemSource(f, p.Store), lens: make([]int64, len(p.Segments))}
+	keys := map[string]bool{}
 	for i, s := range p.Segments {
 		h.lens[i] = s.Len
 		if s.Item < 0 {
 			continue
 		}
-		if _, err := h.reader(ctx, s.Item); err != nil {
+		it := &p.Items[s.Item]
+		var err error
+		switch {
+		case it.Key == "":
+			_, err = h.src.raw(ctx, it.Obj)
+		case !keys[it.Key] && len(keys) < maxIdleSpools:
+			keys[it.Key] = true
+			var r *itemReader
+			if r, err = h.reader(ctx, s.Item); err == nil {
+				r.Close() // kept acquired by h.src
+			}
+		}
+		if err != nil {
 			h.Close()
 			return nil, err
 		}
@@ -629,8 +674,9 @@ func latest(objs []remote.ObjectInfo, def time.Time) time.Time {
 type segHandle struct {
 	fs   *FS
 	plan *Plan
-	mu   sync.Mutex // guards open, lens and local; not held while reading or opening
-	open []*itemReader
+	// src lends the readers of the items (each read gives its back)
+	src *itemSource
+	mu  sync.Mutex // guards lens and local; not held while reading or opening
 	// lens are the segments' lengths, -1 until known.
 	lens  []int64
 	local *os.File // a complete spool opened for passthrough
@@ -638,26 +684,9 @@ type segHandle struct {
 	onClose func()
 }
 
+// reader lends a reader of item i; Close gives it back.
 func (h *segHandle) reader(ctx context.Context, i int) (*itemReader, error) {
-	h.mu.Lock()
-	r := h.open[i]
-	h.mu.Unlock()
-	if r != nil {
-		return r, nil
-	}
-	r, err := h.fs.openItem(ctx, h.plan.Store, &h.plan.Items[i])
-	if err != nil {
-		return nil, err
-	}
-	h.mu.Lock()
-	if prev := h.open[i]; prev != nil {
-		h.mu.Unlock()
-		r.Close()
-		return prev, nil
-	}
-	h.open[i] = r
-	h.mu.Unlock()
-	return r, nil
+	return h.src.reader(ctx, &h.plan.Items[i])
 }
 
 // segLen is segment i's length, resolving what can be resolved now: a
@@ -691,7 +720,9 @@ func (h *segHandle) segLen(ctx context.Context, i int) (int64, error) {
 			return -1, err
 		}
 		var b [1]byte
-		if _, err := r.ReadAt(ctx, b[:], size-1); err != nil && !errors.Is(err, io.EOF) {
+		_, err = r.ReadAt(ctx, b[:], size-1)
+		r.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
 			return -1, err
 		}
 		if b[0] == '\n' {
@@ -744,6 +775,8 @@ func (h *segHandle) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 			return n, err
 		}
 		got, err := r.ReadAt(ctx, p[n:n+int(want)], s.Off+within)
+		size, ok := r.size()
+		r.Close()
 		n += got
 		switch {
 		case err == nil || errors.Is(err, io.EOF) && int64(got) == want && l >= 0:
@@ -752,7 +785,6 @@ func (h *segHandle) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 			}
 		case errors.Is(err, io.EOF) && l < 0:
 			// the stream ended here: now its length is known
-			size, ok := r.size()
 			if !ok {
 				return n, fmt.Errorf("%s: %w (the stream ended without a size)", h.plan.Items[s.Item].Obj.URL, io.ErrUnexpectedEOF)
 			}
@@ -786,6 +818,7 @@ func (h *segHandle) LocalFile(ctx context.Context) *os.File {
 	if err != nil {
 		return nil
 	}
+	defer r.Close()
 	if r.spool != nil {
 		path, ok := r.spool.Complete()
 		if !ok || path == "" {
@@ -818,20 +851,10 @@ func (h *segHandle) Close() error {
 	h.mu.Lock()
 	done := h.onClose
 	h.onClose = nil
-	open := h.open
-	h.open = make([]*itemReader, len(open))
 	local := h.local
 	h.local = nil
 	h.mu.Unlock()
-	var first error
-	for _, r := range open {
-		if r == nil {
-			continue
-		}
-		if err := r.Close(); err != nil && first == nil {
-			first = err
-		}
-	}
+	first := h.src.close()
 	if local != nil {
 		local.Close()
 	}
@@ -855,16 +878,44 @@ func (d *partsDir) Name() string { return d.name }
 func (d *partsDir) IsDir() bool  { return true }
 func (d *partsDir) Ino() uint64  { return inoOf(d.ident) }
 
-func (d *partsDir) ReadDir(ctx context.Context) ([]Node, error) {
-	out := make([]Node, len(d.plan.Items))
-	for i := range d.plan.Items {
-		out[i] = &partFile{fs: d.fs, ident: d.ident, plan: d.plan, item: i}
+// partsIndex is a directory of parts' nodes, built once per plan: the
+// same node (and its count of open handles) for every listing and lookup,
+// and a lookup by name that costs the same for any number of parts.
+type partsIndex struct {
+	ident  string
+	nodes  []Node
+	byName map[string]Node
+}
+
+func (d *partsDir) index() *partsIndex {
+	p := d.plan
+	p.partsMu.Lock()
+	defer p.partsMu.Unlock()
+	if ix := p.parts; ix != nil && ix.ident == d.ident {
+		return ix
 	}
-	return out, nil
+	ix := &partsIndex{ident: d.ident, nodes: make([]Node, 0, len(p.Items)), byName: make(map[string]Node, len(p.Items))}
+	for i := range p.Items {
+		n := &partFile{fs: d.fs, ident: d.ident, plan: p, item: i}
+		if _, dup := ix.byName[n.Name()]; dup {
+			continue // archiveMembers keeps one of a name already
+		}
+		ix.byName[n.Name()] = n
+		ix.nodes = append(ix.nodes, n)
+	}
+	p.parts = ix
+	return ix
+}
+
+func (d *partsDir) ReadDir(ctx context.Context) ([]Node, error) {
+	return d.index().nodes, nil
 }
 
 func (d *partsDir) Lookup(ctx context.Context, name string) (Node, error) {
-	return lookupIn(ctx, d, name)
+	if n, ok := d.index().byName[name]; ok {
+		return n, nil
+	}
+	return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
 }
 
 func lookupIn(ctx context.Context, d Dir, name string) (Node, error) {
@@ -1029,4 +1080,233 @@ func (o *partFile) Open(ctx context.Context) (Handle, error) {
 	o.opens.Add(1)
 	h.onClose = func() { o.opens.Add(-1) }
 	return h, nil
+}
+
+// itemSource opens the items of one plan for one user (an open file, or
+// the making of a plan), sharing what items have in common: one open
+// reader per object read in place, however many members of it there are,
+// and one spool per decompressed stream (every member of a compressed
+// tar). Spools of streams of their own (compressed zip members) are
+// acquired when first read, and at most maxIdleSpools that nobody is
+// reading stay acquired, so a file of any number of members holds a
+// bounded number of descriptors.
+type itemSource struct {
+	fs    *FS
+	store remote.Store
+
+	mu     sync.Mutex
+	closed bool
+	raws   map[string]*rawRef
+	spools map[string]*spoolUse
+	zips   map[string]*decomp.ZipArchive // see stream
+	tick   uint64
+}
+
+// maxIdleSpools bounds the spools an itemSource keeps acquired while no
+// one reads them.
+const maxIdleSpools = 8
+
+type rawRef struct {
+	ready chan struct{} // closed when r, err are set
+	r     remote.ReaderAtCloser
+	err   error
+}
+
+type spoolUse struct {
+	key      string
+	ready    chan struct{} // closed when sp, err are set
+	sp       *decomp.Spool
+	err      error
+	uses     int    // readers lent and not given back
+	last     uint64 // the tick of the last lending
+	listed   bool   // in itemSource.spools
+	released bool
+}
+
+func newItemSource(f *FS, store remote.Store) *itemSource {
+	return &itemSource{fs: f, store: store, raws: map[string]*rawRef{}, spools: map[string]*spoolUse{}}
+}
+
+var errSourceClosed = errors.New("the file is closed")
+
+// raw is the shared open reader of an object; the itemSource closes it.
+func (s *itemSource) raw(ctx context.Context, obj *remote.ObjectInfo) (remote.ReaderAtCloser, error) {
+	k := obj.URL + "\x00" + obj.Identity() + "\x00" + fmt.Sprint(obj.Size)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errSourceClosed
+	}
+	e := s.raws[k]
+	if e == nil {
+		e = &rawRef{ready: make(chan struct{})}
+		s.raws[k] = e
+		s.mu.Unlock()
+		e.r, e.err = s.fs.Opener.Open(ctx, s.store, *obj)
+		if e.err != nil {
+			s.mu.Lock()
+			if s.raws[k] == e {
+				delete(s.raws, k) // the next read tries again
+			}
+			s.mu.Unlock()
+		}
+		close(e.ready)
+		return e.r, e.err
+	}
+	s.mu.Unlock()
+	select {
+	case <-e.ready:
+		return e.r, e.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// reader lends a reader of an item; its Close gives it back.
+func (s *itemSource) reader(ctx context.Context, it *Item) (*itemReader, error) {
+	if it.Key == "" {
+		r, err := s.raw(ctx, it.Obj)
+		if err != nil {
+			return nil, err
+		}
+		return &itemReader{it: it, raw: r, fs: s.fs, release: func() {}}, nil
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errSourceClosed
+	}
+	e := s.spools[it.Key]
+	opener := e == nil
+	if opener {
+		e = &spoolUse{key: it.Key, ready: make(chan struct{}), listed: true}
+		s.spools[it.Key] = e
+	}
+	e.uses++
+	s.tick++
+	e.last = s.tick
+	s.mu.Unlock()
+	if opener {
+		e.sp, e.err = s.fs.spools.acquire(it, s.fs.streamOpener(s.store, it), it.expectedSize(), s.fs.spoolFloor())
+		if e.err != nil {
+			s.mu.Lock()
+			if s.spools[it.Key] == e {
+				delete(s.spools, it.Key)
+				e.listed = false
+			}
+			s.mu.Unlock()
+		}
+		close(e.ready)
+	} else {
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			s.giveBack(e)
+			return nil, ctx.Err()
+		}
+	}
+	if e.err != nil {
+		s.giveBack(e)
+		return nil, e.err
+	}
+	return &itemReader{it: it, spool: e.sp, fs: s.fs, release: func() { s.giveBack(e) }}, nil
+}
+
+// giveBack ends one use of a spool; spools beyond maxIdleSpools that no
+// one reads are released, least recently lent first.
+func (s *itemSource) giveBack(e *spoolUse) {
+	s.mu.Lock()
+	e.uses--
+	var out []*spoolUse
+	if !e.listed && e.uses == 0 && e.sp != nil && !e.released {
+		e.released = true
+		out = append(out, e)
+	}
+	if len(s.spools) > maxIdleSpools {
+		var idle []*spoolUse
+		for _, x := range s.spools {
+			if x.uses == 0 {
+				idle = append(idle, x)
+			}
+		}
+		sort.Slice(idle, func(i, j int) bool { return idle[i].last < idle[j].last })
+		for _, x := range idle {
+			if len(s.spools) <= maxIdleSpools {
+				break
+			}
+			delete(s.spools, x.key)
+			x.listed = false
+			if x.sp != nil && !x.released {
+				x.released = true
+				out = append(out, x)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, x := range out {
+		s.fs.spools.release(x.sp, x.key)
+	}
+}
+
+// stream starts an item's decompressed stream from its beginning, for
+// reading its first line while a plan is made: members of one zip share
+// the object and one reading of its directory. (A stream that outlives
+// the call, a spool's, opens its own: see streamOpener.)
+func (s *itemSource) stream(ctx context.Context, it *Item) (io.ReadCloser, error) {
+	if it.Member == nil || it.Format.Archive != decomp.Zip {
+		return s.fs.streamOpener(s.store, it)(ctx)
+	}
+	r, err := s.raw(ctx, it.Obj)
+	if err != nil {
+		return nil, err
+	}
+	k := it.Obj.URL + "\x00" + it.Obj.Identity()
+	s.mu.Lock()
+	z := s.zips[k]
+	s.mu.Unlock()
+	if z == nil {
+		if z, err = decomp.OpenZip(ctxReaderAt{ctx, r}, it.Obj.Size); err != nil {
+			return nil, fmt.Errorf("%s: %w", it.Obj.URL, err)
+		}
+		s.mu.Lock()
+		if s.zips == nil {
+			s.zips = map[string]*decomp.ZipArchive{}
+		}
+		s.zips[k] = z
+		s.mu.Unlock()
+	}
+	return z.Open(*it.Member)
+}
+
+// close releases the spools and closes the objects; readers still lent
+// give their spools back when they are done.
+func (s *itemSource) close() error {
+	s.mu.Lock()
+	s.closed = true
+	raws := s.raws
+	s.raws = map[string]*rawRef{}
+	var out []*spoolUse
+	for k, e := range s.spools {
+		delete(s.spools, k)
+		e.listed = false
+		if e.uses == 0 && e.sp != nil && !e.released {
+			e.released = true
+			out = append(out, e)
+		}
+	}
+	s.zips = nil
+	s.mu.Unlock()
+	for _, e := range out {
+		s.fs.spools.release(e.sp, e.key)
+	}
+	var first error
+	for _, e := range raws {
+		<-e.ready
+		if e.err == nil {
+			if err := e.r.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
 }
