@@ -279,6 +279,9 @@ type Cache struct {
 
 	noReadahead bool
 	runBlocks   int64 // blocks in one readahead request (Options.FetchMax)
+	// beside is what others keep in the cache directory under the same
+	// MaxBytes (the engine's decompressed spools): see SetBeside.
+	beside atomic.Int64
 
 	mu       sync.Mutex
 	closed   bool
@@ -768,7 +771,7 @@ func (c *Cache) refreshFree(force bool) {
 func (c *Cache) makeRoomLocked(n int64, partial bool) ([]*block, bool) {
 	var need int64
 	if c.opt.MaxBytes >= 0 {
-		need = c.used + n - c.opt.MaxBytes
+		need = c.used + c.beside.Load() + n - c.opt.MaxBytes
 	}
 	if c.opt.MinFreeBytes >= 0 && c.freeOK {
 		if f := c.opt.MinFreeBytes - (c.freeKnown - c.freeDelta - n); f > need {
@@ -1344,4 +1347,43 @@ func (h *handle) Close() error {
 	c.mu.Unlock()
 	c.release(h.o)
 	return nil
+}
+
+// SetBeside tells the cache how many bytes other users of its directory
+// keep under the same MaxBytes (the engine's decompressed spools), so
+// that blocks leave room for them; it may change at any time.
+func (c *Cache) SetBeside(n int64) { c.beside.Store(n) }
+
+// Release evicts least recently used blocks that no reader holds until
+// the blocks and n bytes beside them fit under MaxBytes (or no more can
+// go), for data kept beside them (n replaces what SetBeside said, for
+// this call); it returns the bytes freed.
+func (c *Cache) Release(n int64) int64 {
+	c.mu.Lock()
+	if c.closed || c.opt.MaxBytes < 0 {
+		c.mu.Unlock()
+		return 0
+	}
+	var victims []*block
+	need := c.used + n - c.opt.MaxBytes
+	for b := c.lruTail; b != nil && need > 0; b = b.prev {
+		if b.pins > 0 {
+			continue
+		}
+		victims = append(victims, b)
+		need -= b.n
+	}
+	for _, b := range victims {
+		c.evictLocked(b)
+		c.freeDelta -= b.n
+		c.st.evictions.Add(1)
+		c.st.evictedBytes.Add(b.n)
+	}
+	c.mu.Unlock()
+	c.dropBlocks(victims)
+	var freed int64
+	for _, b := range victims {
+		freed += b.n
+	}
+	return freed
 }

@@ -1089,3 +1089,39 @@ func scheduledEnd(c *Cache, h *handle) int64 {
 	}
 	return end
 }
+
+// Data kept beside the blocks (SetBeside) counts against MaxBytes, and
+// Release evicts unread blocks to make room for it.
+func TestBesideAndRelease(t *testing.T) {
+	bs := int64(64 * kib)
+	c := newTestCache(t, Options{BlockSize: bs, MaxBytes: 20 * bs, MinFreeBytes: -1, ReadaheadMax: -1})
+	f := newFake()
+	data := randBytes(21, int(16*bs))
+	info := f.put("mem://beside", data, "e")
+	h := openT(t, c, f, info)
+	if !bytes.Equal(readAll(t, h, info.Size, int(bs)), data) {
+		t.Fatal("differs")
+	}
+	h.Close()
+	waitIdle(t, c)
+	if s := c.Stats(); s.CachedBytes != 16*bs {
+		t.Fatalf("cached %d, want %d", s.CachedBytes, 16*bs)
+	}
+	// 8 blocks' worth kept beside: 4 blocks must go.
+	if freed := c.Release(8 * bs); freed != 4*bs {
+		t.Errorf("Release freed %d, want %d", freed, 4*bs)
+	}
+	c.SetBeside(8 * bs)
+	if s := c.Stats(); s.CachedBytes != 12*bs {
+		t.Errorf("after Release: cached %d, want %d", s.CachedBytes, 12*bs)
+	}
+	// New blocks now fit only in what the beside data leaves.
+	other := f.put("mem://beside2", randBytes(22, int(4*bs)), "e")
+	h2 := openT(t, c, f, other)
+	defer h2.Close()
+	readAll(t, h2, other.Size, int(bs))
+	waitIdle(t, c)
+	if s := c.Stats(); s.CachedBytes+8*bs > 20*bs {
+		t.Errorf("blocks %d + beside %d exceed MaxBytes %d", s.CachedBytes, 8*bs, 20*bs)
+	}
+}

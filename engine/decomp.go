@@ -54,8 +54,15 @@ type spools struct {
 	// limit is the most the spools may hold, given what the block cache
 	// holds now (it shares the cache's --cache-max-size).
 	limit func() int64
-	log   *slog.Logger
-	set   decomp.SpoolSet
+	// tell, if set, is told what the spools hold or have reserved after
+	// each change (the block cache leaves that much room: SetBeside).
+	// Called with mu held; it must not lock.
+	tell func(int64)
+	// freeBlocks, if set, asks the block cache to evict blocks nobody
+	// reads until they fit beside n bytes of spools. Called without mu.
+	freeBlocks func(n int64)
+	log        *slog.Logger
+	set        decomp.SpoolSet
 	// opened counts decompressions started (tests check that a re-read
 	// of a complete spool decompresses nothing).
 	opened atomic.Int64
@@ -245,6 +252,7 @@ func (s *spools) acquire(item *Item, open func(ctx context.Context) (io.ReadClos
 			f = &spoolFile{size: n}
 			s.files[name] = f
 			s.total += n
+			s.noteLocked()
 		} else {
 			f = &spoolFile{size: -1}
 			s.files[name] = f
@@ -268,6 +276,7 @@ func (s *spools) completed(key, name string, size int64) {
 		s.total += size
 		s.reserved -= f.reserved
 		f.reserved = 0
+		s.noteLocked()
 	}
 	s.mu.Unlock()
 	s.evict()
@@ -291,6 +300,7 @@ func (s *spools) release(sp *decomp.Spool, key string) {
 			}
 			s.reserved -= f.reserved
 			delete(s.files, name)
+			s.noteLocked()
 		}
 	}
 	s.mu.Unlock()
@@ -312,6 +322,7 @@ func (s *spools) evict() {
 // spools that nobody reads, need bytes of them or as many as there are,
 // and gives their names for remove. s.mu held.
 func (s *spools) victimsLocked(need int64) []string {
+	defer s.noteLocked()
 	if need <= 0 {
 		return nil
 	}
@@ -361,6 +372,8 @@ func (e *spoolFullError) Unwrap() error { return decomp.ErrSpoolFull }
 // spools that nobody reads are evicted for it, least recently used first;
 // when that is not enough, nothing is evicted and the spool may not grow.
 func (s *spools) grow(name, src string, floor, have, want int64) error {
+	released := false
+again:
 	limit := s.limit()
 	free, ferr := int64(0), error(nil)
 	if floor > 0 {
@@ -390,6 +403,16 @@ func (s *spools) grow(name, src string, floor, have, want int64) error {
 			evictable += g.size
 		}
 	}
+	if overLimit > evictable && s.freeBlocks != nil && !released {
+		// cached blocks take what spools need: ask the block cache to
+		// let go of some (least recently used, unread) so that the
+		// blocks and what the spools need at least fit, then try again
+		need := s.total + s.reserved + delta - evictable
+		s.mu.Unlock()
+		s.freeBlocks(need)
+		released = true
+		goto again
+	}
 	if overLimit > evictable {
 		s.mu.Unlock()
 		return &spoolFullError{fmt.Sprintf("decompressed data of %s exceeds the cache limit of %d bytes (--cache-max-size); stopped after %d bytes",
@@ -403,9 +426,16 @@ func (s *spools) grow(name, src string, floor, have, want int64) error {
 	victims := s.victimsLocked(max(overLimit, overDisk))
 	f.reserved += delta
 	s.reserved += delta
+	s.noteLocked()
 	s.mu.Unlock()
 	s.remove(victims)
 	return nil
+}
+
+func (s *spools) noteLocked() {
+	if s.tell != nil {
+		s.tell(s.total + s.reserved)
+	}
 }
 
 // Total is the bytes of complete spools kept (for tests and stats).

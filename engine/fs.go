@@ -193,6 +193,15 @@ func New(root string, o Options) (*FS, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c, ok := o.Opener.(*cache.Cache); ok && o.SpoolDir == filepath.Join(c.Dir(), "spool") {
+		// one --cache-max-size for blocks and spools: each leaves the
+		// other room
+		sp.tell = c.SetBeside
+		sp.freeBlocks = func(n int64) { c.Release(n) }
+		sp.mu.Lock()
+		sp.noteLocked()
+		sp.mu.Unlock()
+	}
 	f.spools = sp
 	v := f.rootView()
 	if v.Err != nil {
