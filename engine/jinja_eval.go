@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -579,12 +580,16 @@ func jObjRepr(v any) string {
 }
 
 // jIter is iter(v): the items a for loop or a filter walks.
+//
+// The slice is always the caller's own: a filter may change it in place
+// (join with an attribute does) without touching a list in the context,
+// which later renders share.
 func jIter(v any) ([]any, error) {
 	switch x := v.(type) {
 	case []any:
-		return x, nil
+		return slices.Clone(x), nil
 	case tuple:
-		return []any(x), nil
+		return slices.Clone([]any(x)), nil
 	case string:
 		out := make([]any, 0, utf8.RuneCountInString(x))
 		for _, r := range x {
@@ -601,7 +606,7 @@ func jIter(v any) ([]any, error) {
 	case *jUndefined:
 		return nil, nil
 	case *jLoop:
-		return x.items, nil
+		return slices.Clone(x.items), nil
 	}
 	return nil, jErr("TypeError", "'%s' object is not iterable", jTypeName(v))
 }
