@@ -452,3 +452,39 @@ func TestCompressedGlobConcat(t *testing.T) {
 		t.Errorf("parts %v", got)
 	}
 }
+
+// An open file says it decompresses (fs then opens it with direct I/O)
+// while no complete spool holds its data, and not once one does; a plain
+// file never does.
+func TestDecompressingUntilSpooled(t *testing.T) {
+	needTool(t, "zstd")
+	dir := t.TempDir()
+	data := csvRows(4, 1<<20)
+	writeBytes(t, filepath.Join(dir, "x.csv"), data)
+	writeBytes(t, filepath.Join(dir, "p.csv"), data)
+	sh(t, dir, "zstd -q --rm x.csv")
+	writeFile(t, filepath.Join(dir, "cat.yaml"), "sources:\n  x: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/x.csv.zst'}}\n  p: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/p.csv'}}\n")
+	f := newFS(t, dir, "cat.yaml")
+	ctx := context.Background()
+	decompressing := func(p string) bool {
+		h, err := walkFile(t, f, p).Open(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		d, ok := h.(Decompressor)
+		return ok && d.Decompressing()
+	}
+	if !decompressing("x.csv") {
+		t.Errorf("x.csv: not decompressing before its first read")
+	}
+	if got := readNode(t, f, "x.csv"); !bytes.Equal(got, data) {
+		t.Fatal("x.csv differs")
+	}
+	if decompressing("x.csv") {
+		t.Errorf("x.csv: still decompressing once read to the end")
+	}
+	if decompressing("p.csv") {
+		t.Errorf("p.csv: a plain file decompressing")
+	}
+}

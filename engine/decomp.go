@@ -223,6 +223,16 @@ func (s *spools) size(key string) (int64, bool) {
 	return 0, false
 }
 
+// complete says whether the spool of a stream is indexed as complete
+// (one acquired since it was written, or found on disk).
+func (s *spools) complete(key string) bool {
+	name := decomp.SpoolName(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.files[name]
+	return f != nil && f.size >= 0
+}
+
 // acquire gives the shared spool of an item's stream; release it. While
 // it is written the spool stays under the limit and leaves floor bytes
 // free on the disk (grow; FS.spoolFloor).

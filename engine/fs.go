@@ -71,6 +71,16 @@ type LocalFiler interface {
 	LocalFile(ctx context.Context) *os.File
 }
 
+// Decompressor is a Handle that can say whether its reads decompress
+// data for the first time (no complete spool holds it yet). Such reads
+// are better served without the kernel's page cache of the mount: the
+// spool already caches the bytes, and a second copy costs a copy per
+// byte and as much memory again (later opens of the complete spool go
+// to it directly, by passthrough).
+type Decompressor interface {
+	Decompressing() bool
+}
+
 // FileStat is what a file's attributes need.
 type FileStat struct {
 	Size    int64

@@ -802,6 +802,17 @@ func (h *segHandle) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 	return n, nil
 }
 
+var _ Decompressor = (*segHandle)(nil)
+
+func (h *segHandle) Decompressing() bool {
+	for i := range h.plan.Items {
+		if k := h.plan.Items[i].Key; k != "" && !h.fs.spools.complete(k) {
+			return true
+		}
+	}
+	return false
+}
+
 // LocalFile is the open local file behind a handle whose content is
 // exactly one local file (an object, or a complete spool of its
 // decompression), for FUSE passthrough; nil otherwise.

@@ -76,6 +76,10 @@ func Mount(dir string, tree *engine.FS, cfg Config) (*fuse.Server, error) {
 			// more than a writev, and a 1 MiB read plus its header does
 			// not fit a 1 MiB pipe (it logs and falls back each time).
 			DisableSplice: true,
+			// mmap(MAP_SHARED) of a file opened with direct I/O (a first
+			// pass over a compressed stream) instead of ENODEV: the
+			// content never changes, so there is nothing to keep coherent
+			ExtraCapabilities: fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 		},
 	}
 	raw := &noOpendir{RawFileSystem: gofs.NewNodeFS(root, opts)}
@@ -275,6 +279,13 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		if errno := n.NotifyContent(-1, 0); errno != 0 {
 			n.log.Debug("cannot drop cached attributes", "file", n.f.Name(), "errno", errno)
 		}
+	}
+	if d, ok := h.(engine.Decompressor); ok && fuseFlags&fuse.FOPEN_DIRECT_IO == 0 && d.Decompressing() {
+		// The first pass over a compressed stream: the spool is the
+		// cache, so the kernel needs no copy of its own (it would cost
+		// a copy per byte and as much memory again); the next open of
+		// the complete spool is passthrough or keeps the page cache.
+		fuseFlags = fuse.FOPEN_DIRECT_IO
 	}
 	fh := &handle{h: h, node: n, log: n.log, direct: fuseFlags&fuse.FOPEN_DIRECT_IO != 0}
 	if lf, ok := h.(engine.LocalFiler); ok {

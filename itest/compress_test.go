@@ -185,6 +185,46 @@ func TestCompressedPandasDuckDB(t *testing.T) {
 	}
 }
 
+// TestCompressedMmap maps compressed sources with mmap(MAP_SHARED), as
+// some readers do: on the first pass (the file is open with direct I/O
+// while the stream is decompressed) and again once the spool is complete.
+func TestCompressedMmap(t *testing.T) {
+	catalog, want := compressFixture(t)
+	d := mount(t, catalog)
+	for _, name := range []string{"c_zst.csv", "c_xz.csv", "c_gz.csv", "a_tar_gz.csv"} {
+		wb, err := os.ReadFile(want[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for pass := 1; pass <= 2; pass++ {
+			got, err := withTimeout(t, "mmap of "+name, func() ([]byte, error) {
+				f, err := os.Open(d.path(name))
+				if err != nil {
+					return nil, err
+				}
+				defer f.Close()
+				fi, err := f.Stat() // exact once open, for every format
+				if err != nil {
+					return nil, err
+				}
+				m, err := syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+				if err != nil {
+					return nil, fmt.Errorf("mmap of %d bytes: %w", fi.Size(), err)
+				}
+				defer syscall.Munmap(m)
+				return bytes.Clone(m), nil
+			})
+			if err != nil {
+				t.Errorf("%s (pass %d): %v", name, pass, err)
+				continue
+			}
+			if diff := sameBytes(got, wb); diff != "" {
+				t.Errorf("mmap of %s (pass %d): %s", name, pass, diff)
+			}
+		}
+	}
+}
+
 // TestCompressedSeekAndDamage: random reads in any order of a gzip source
 // not yet decompressed give the right bytes; a truncated gzip gives its
 // bytes up to the damage, then EIO, and a log line naming it and the
