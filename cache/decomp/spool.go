@@ -111,8 +111,9 @@ type SpoolConfig struct {
 	// it end at once; a stream that does not end there is ErrCorrupt.
 	ExpectedSize int64
 	// Readahead is how far past the furthest byte a reader has asked for
-	// the decompression runs before it pauses (0: 64 MiB). Negative: it
-	// runs to the end once started.
+	// the decompression runs before it pauses (0: what the window holds
+	// beside two chunks, 6 MiB, when the file is written with O_DIRECT;
+	// else 64 MiB). Negative: it runs to the end once started.
 	Readahead int64
 	// OnSize, if set, is called once, from the decompressing goroutine,
 	// when the exact size becomes known (at the end of the stream). It is
@@ -120,8 +121,9 @@ type SpoolConfig struct {
 	// Size.
 	OnSize func(size int64)
 	// ChunkSize is the unit of decompression and of writing to the spool
-	// file (0: 1 MiB). Memory per Spool is about one chunk plus the
-	// decoder's state.
+	// file (0: 1 MiB). Memory per Spool being written is its window of
+	// recent chunks (windowChunks of them) plus the decoder's state;
+	// none once the decompression stops.
 	ChunkSize int
 	// Reserve, if set, bounds the spool file while it is written: before
 	// the file grows past what was granted, Reserve is asked for room for
@@ -171,12 +173,22 @@ type Spool struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	f        *os.File
-	path     string // the file f is, partial or final
-	avail    int64  // bytes [0, avail) are in f
-	want     int64  // the producer runs until avail >= want
-	size     int64  // -1 until the end of the stream
+	// dw is the partial file opened for O_DIRECT writes (nil: writes
+	// go through f and the page cache). Only the producer writes with
+	// it; Close closes it once the producer is gone.
+	dw *os.File
+
+	// Lock order: mu before no other lock; a window chunk's lock is
+	// never taken with mu held.
+	mu   sync.Mutex
+	f    *os.File
+	path string // the file f is, partial or final
+	// win is the producer's window: the last chunks it wrote, which
+	// readers copy from before going to f (nil when no producer ran).
+	win      []*chunk
+	avail    int64 // bytes [0, avail) are in f
+	want     int64 // the producer runs until avail >= want
+	size     int64 // -1 until the end of the stream
 	complete bool
 	perm     error // a permanent error (damage) at avail
 	transErr error // the last I/O error, reported to the readers waiting when it happened
@@ -201,9 +213,6 @@ type Spool struct {
 func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 	if cfg.Open == nil {
 		return nil, errors.New("decomp: SpoolConfig.Open is nil")
-	}
-	if cfg.Readahead == 0 {
-		cfg.Readahead = 64 << 20
 	}
 	if cfg.ChunkSize <= 0 {
 		cfg.ChunkSize = 1 << 20
@@ -245,6 +254,16 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 		return nil, fmt.Errorf("decomp: locking %s: %w", s.path, err)
 	}
 	s.f = f
+	s.dw = openDirect(s.path)
+	if s.cfg.Readahead == 0 {
+		s.cfg.Readahead = 64 << 20
+		if s.dw != nil {
+			// what the window holds besides the chunk being refilled
+			// and the one a reader is in: ahead of that, readers would
+			// find the bytes on disk only
+			s.cfg.Readahead = int64(windowChunks-2) * int64(s.cfg.ChunkSize)
+		}
+	}
 	return s, nil
 }
 
@@ -354,7 +373,7 @@ func (s *Spool) ReadAtContext(ctx context.Context, p []byte, off int64) (int, er
 		s.mu.Lock()
 	}
 	// What there is to serve, and why not more.
-	avail, f := s.avail, s.f
+	avail, f, win := s.avail, s.f, s.win
 	n := max(min(limit, avail)-off, 0)
 	var tail error
 	if n < int64(len(p)) {
@@ -372,11 +391,18 @@ func (s *Spool) ReadAtContext(ctx context.Context, p []byte, off int64) (int, er
 	s.inflight++
 	s.mu.Unlock()
 	defer s.readDone()
-	if n > 0 {
-		k, err := f.ReadAt(p[:n], off)
-		if err != nil && !(err == io.EOF && int64(k) == n) {
-			return k, fmt.Errorf("decomp: reading spool file: %w", err)
+	for done := int64(0); done < n; {
+		// the window first (bytes just decompressed, which O_DIRECT
+		// left out of the page cache), then the file
+		if k := fromWindow(win, p[done:n], off+done); k > 0 {
+			done += int64(k)
+			continue
 		}
+		k, err := f.ReadAt(p[done:n], off+done)
+		if err != nil && !(err == io.EOF && int64(k) == n-done) {
+			return int(done) + k, fmt.Errorf("decomp: reading spool file: %w", err)
+		}
+		break
 	}
 	return int(n), tail
 }
@@ -445,6 +471,9 @@ func (s *Spool) produce(skip int64) {
 	err := s.run(skip)
 	s.mu.Lock()
 	s.running = false
+	// the window's memory goes with the producer: everything is in the
+	// file, and an open but idle spool should cost no buffers
+	s.win = nil
 	if err != nil && !s.closed {
 		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrSpoolFull) {
 			s.perm = err
@@ -472,10 +501,13 @@ func (s *Spool) run(skip int64) error {
 			return err
 		}
 	}
-	buf := make([]byte, s.cfg.ChunkSize)
+	win := newWindow(windowChunks, s.cfg.ChunkSize)
+	s.mu.Lock()
+	s.win = win
+	s.mu.Unlock()
 	off := skip
 	expected := s.cfg.ExpectedSize
-	for {
+	for i := 0; ; i++ {
 		s.mu.Lock()
 		// Pause when far enough ahead of the readers; but at the
 		// expected size, go on to confirm the end (and complete).
@@ -490,7 +522,14 @@ func (s *Spool) run(skip int64) error {
 		if closed {
 			return nil
 		}
-		// Decode a chunk, without the lock.
+		// Decode a chunk into the oldest buffer of the window, with no
+		// lock held: readers skip a chunk whose n is 0, so they keep out
+		// of buf until it is published again.
+		c := win[i%len(win)]
+		c.mu.Lock()
+		c.n = 0
+		c.mu.Unlock()
+		buf := c.buf
 		n, rerr := fill(rc, buf)
 		if expected >= 0 && off+int64(n) > expected {
 			// Longer than it should be: keep what fits, then fail.
@@ -504,13 +543,20 @@ func (s *Spool) run(skip int64) error {
 					return err
 				}
 			}
-			if _, werr := s.f.WriteAt(buf[:n], off); werr != nil {
+			w := s.f
+			if s.dw != nil && off%directAlign == 0 && n%directAlign == 0 {
+				w = s.dw // the tail, and anything after a resume at an odd offset, go through f
+			}
+			if _, werr := w.WriteAt(buf[:n], off); werr != nil {
 				if isNoSpace(werr) {
 					s.f.Truncate(off) // give back what the short write took
 					return spoolFull(fmt.Errorf("decomp: the disk holding %s is full after %d bytes of decompressed data (%v)", s.cfg.Dir, off, werr))
 				}
 				return fmt.Errorf("decomp: writing spool %s: %w", s.path, werr)
 			}
+			c.mu.Lock()
+			c.off, c.n = off, n
+			c.mu.Unlock()
 			off += int64(n)
 		}
 		if rerr == io.EOF && expected >= 0 && off != expected {
@@ -621,6 +667,9 @@ func (s *Spool) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	if s.dw != nil {
+		s.dw.Close()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.inflight > 0 {

@@ -432,3 +432,39 @@ func crashHelper() {
 	fmt.Println("ready")
 	time.Sleep(time.Minute)
 }
+
+// Both ways of writing a spool file, O_DIRECT (which the test directory's
+// filesystem takes, if it takes it at all) and through the page cache,
+// give the same bytes to random, concurrent and resumed readers.
+func TestSpoolWritePaths(t *testing.T) {
+	for _, direct := range []bool{true, false} {
+		t.Run(fmt.Sprint("direct=", direct), func(t *testing.T) {
+			old := SpoolDirect
+			SpoolDirect = direct
+			defer func() { SpoolDirect = old }()
+			dir := t.TempDir()
+			probe := filepath.Join(dir, "probe")
+			if err := os.WriteFile(probe, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			canDirect := false
+			if f := openDirect(probe); f != nil {
+				canDirect = true
+				f.Close()
+			}
+			sp, err := OpenSpool(SpoolConfig{Dir: dir, Key: "k", ExpectedSize: -1,
+				Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(nil)), nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (sp.dw != nil) != canDirect {
+				t.Errorf("spool writes with O_DIRECT: %v; the directory takes it: %v", sp.dw != nil, canDirect)
+			}
+			sp.Close()
+			t.Run("random", TestSpoolRandomAccess)
+			t.Run("concurrent", TestSpoolConcurrentReaders)
+			t.Run("transient", TestSpoolTransientError)
+			t.Run("expected", TestSpoolExpectedSize)
+		})
+	}
+}
