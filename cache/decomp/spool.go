@@ -173,10 +173,12 @@ type Spool struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// dw is the partial file opened for O_DIRECT writes (nil: writes
-	// go through f and the page cache). Only the producer writes with
-	// it; Close closes it once the producer is gone.
-	dw *os.File
+	// d is the partial file opened with O_DIRECT (nil: everything goes
+	// through f and the page cache), set at open: the producer writes
+	// whole chunks with it, and big reads of bytes no longer in the
+	// window use it, as the page cache does not hold them. Close closes
+	// it once the producer and the readers are gone.
+	d *os.File
 
 	// Lock order: mu before no other lock; a window chunk's lock is
 	// never taken with mu held.
@@ -254,10 +256,10 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 		return nil, fmt.Errorf("decomp: locking %s: %w", s.path, err)
 	}
 	s.f = f
-	s.dw = openDirect(s.path)
+	s.d = openDirect(s.path)
 	if s.cfg.Readahead == 0 {
 		s.cfg.Readahead = 64 << 20
-		if s.dw != nil {
+		if s.d != nil {
 			// what the window holds besides the chunk being refilled
 			// and the one a reader is in: ahead of that, readers would
 			// find the bytes on disk only
@@ -398,7 +400,7 @@ func (s *Spool) ReadAtContext(ctx context.Context, p []byte, off int64) (int, er
 			done += int64(k)
 			continue
 		}
-		k, err := f.ReadAt(p[done:n], off+done)
+		k, err := readSpoolFile(f, s.d, p[done:n], off+done)
 		if err != nil && !(err == io.EOF && int64(k) == n-done) {
 			return int(done) + k, fmt.Errorf("decomp: reading spool file: %w", err)
 		}
@@ -544,8 +546,8 @@ func (s *Spool) run(skip int64) error {
 				}
 			}
 			w := s.f
-			if s.dw != nil && off%directAlign == 0 && n%directAlign == 0 {
-				w = s.dw // the tail, and anything after a resume at an odd offset, go through f
+			if s.d != nil && off%directAlign == 0 && n%directAlign == 0 {
+				w = s.d // the tail, and anything after a resume at an odd offset, go through f
 			}
 			if _, werr := w.WriteAt(buf[:n], off); werr != nil {
 				if isNoSpace(werr) {
@@ -667,9 +669,6 @@ func (s *Spool) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
-	if s.dw != nil {
-		s.dw.Close()
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.inflight > 0 {
@@ -680,6 +679,9 @@ func (s *Spool) Close() error {
 	}
 	if s.path != s.final {
 		os.Remove(s.path)
+	}
+	if s.d != nil {
+		s.d.Close()
 	}
 	return s.f.Close()
 }

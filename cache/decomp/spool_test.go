@@ -457,8 +457,8 @@ func TestSpoolWritePaths(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if (sp.dw != nil) != canDirect {
-				t.Errorf("spool writes with O_DIRECT: %v; the directory takes it: %v", sp.dw != nil, canDirect)
+			if (sp.d != nil) != canDirect {
+				t.Errorf("spool writes with O_DIRECT: %v; the directory takes it: %v", sp.d != nil, canDirect)
 			}
 			sp.Close()
 			t.Run("random", TestSpoolRandomAccess)
