@@ -805,9 +805,20 @@ func (h *segHandle) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 var _ Decompressor = (*segHandle)(nil)
 
 func (h *segHandle) Decompressing() bool {
+	// Only a hint for how the kernel should cache: a plan of thousands
+	// of members is judged by its first streams, not hashed in full at
+	// every open.
+	checked := 0
 	for i := range h.plan.Items {
-		if k := h.plan.Items[i].Key; k != "" && !h.fs.spools.complete(k) {
+		k := h.plan.Items[i].Key
+		if k == "" || i > 0 && k == h.plan.Items[i-1].Key {
+			continue
+		}
+		if !h.fs.spools.complete(k) {
 			return true
+		}
+		if checked++; checked == 64 {
+			break
 		}
 	}
 	return false
