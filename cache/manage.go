@@ -132,6 +132,13 @@ func (c *Cache) Clear(url string) (int64, error) {
 	return freed, nil
 }
 
+// Caches says whether the cache keeps objects of s: not local files
+// (unless Options.CacheLocal), which are read in place.
+func (c *Cache) Caches(s remote.Store) bool {
+	_, local := s.(remote.ReaderAtOpener)
+	return !local || c.opt.CacheLocal
+}
+
 // Warm fetches the whole of obj's version into the cache, several blocks
 // at a time, calling progress (if not nil) with the bytes cached so far and
 // the total, from one goroutine at a time. Blocks already cached count at
@@ -151,7 +158,7 @@ func (c *Cache) Warm(ctx context.Context, s remote.Store, obj remote.ObjectInfo,
 		}
 		pmu.Unlock()
 	}
-	if _, ok := s.(remote.ReaderAtOpener); ok && !c.opt.CacheLocal {
+	if !c.Caches(s) {
 		report(total)
 		return nil
 	}

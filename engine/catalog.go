@@ -2,7 +2,9 @@ package engine
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -576,8 +578,21 @@ func nodeValue(n *yaml.Node) any {
 	return nil
 }
 
+// yamlParserLine matches yaml.v3's parser errors, whose line number is
+// 0-based (its scanner errors' are 1-based): it gives the line where the
+// unfinished construct starts, or the problem's.
+var yamlParserLine = regexp.MustCompile(`^line (\d+): (did not find expected (',' or '\]'|',' or '\}'|'-' indicator|<document start>|key|node content))`)
+
 func cleanYAMLErr(err error) string {
-	return strings.TrimPrefix(err.Error(), "yaml: ")
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlParserLine.FindStringSubmatchIndex(msg); m != nil {
+		n, _ := strconv.Atoi(msg[m[2]:m[3]])
+		msg = fmt.Sprintf("line %d: %s", n+1, msg[m[4]:])
+	} else if !strings.HasPrefix(msg, "line ") && !strings.HasPrefix(msg, "unmarshal errors") {
+		// yaml.v3 leaves the line out when it is the first
+		msg = "line 1: " + msg
+	}
+	return msg
 }
 
 // YAML aliases are expanded into copies, so a recursive alias, or a

@@ -213,7 +213,12 @@ func New(root string, o Options) (*FS, error) {
 		sp.mu.Unlock()
 	}
 	f.spools = sp
+	if !isRemote(f.RootPath) {
+		f.Loader.startup = f.Loader.abs(f.RootPath)
+	}
 	v := f.rootView()
+	f.Loader.startup = ""
+
 	if v.Err != nil {
 		return nil, v.Err
 	}

@@ -29,6 +29,11 @@ type Loader struct {
 	RemoteRecheckInterval time.Duration
 	// Log gets each problem once per load of a file.
 	Log *slog.Logger
+	// startup is the root catalog file while New loads it: if it does
+	// not load, that is the caller's one-line error, not a log line too
+	// (files of a glob or directory root still log theirs). Only New
+	// sets it, before anything else uses the Loader.
+	startup string
 	// Resolver reaches remote catalogs.
 	Resolver *Resolver
 
@@ -391,7 +396,9 @@ func (l *Loader) logLoad(p string, lf *loadedFile) {
 		return
 	}
 	if lf.err != nil {
-		l.Log.Warn("catalog not loaded", "file", p, "reason", lf.err.Error())
+		if p != l.startup {
+			l.Log.Warn("catalog not loaded", "file", p, "reason", lf.err.Error())
+		}
 		return
 	}
 	for _, e := range lf.cat.Errors {

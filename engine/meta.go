@@ -279,11 +279,16 @@ func toYAML(v any) ([]byte, error) {
 }
 
 func toJSON(v any) ([]byte, error) {
-	b, err := json.MarshalIndent(jsonSafe(v), "", "  ")
-	if err != nil {
+	// &, < and > as they are, as Python's json writes them: this is a
+	// file for people and tools, not HTML
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(jsonSafe(v)); err != nil {
 		return nil, err
 	}
-	return append(b, '\n'), nil
+	return b.Bytes(), nil
 }
 
 // jsonSafe maps what JSON cannot hold: NaN and infinities become null,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -484,5 +485,36 @@ func TestDescribeRedactsSecrets(t *testing.T) {
 	}
 	if !strings.Contains(string(desc), "example.com/x.csv") {
 		t.Errorf("redaction lost the URL:\n%s", desc)
+	}
+}
+
+// metadata.json writes &, < and > as they are, as Python's json does.
+func TestMetadataJSONNoHTMLEscapes(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "cat.yaml"), "sources:\n  s:\n    driver: csv\n    args: {urlpath: x.csv}\n    metadata: {note: 'a & b <c>'}\n")
+	f := newFS(t, dir, "cat.yaml")
+	got := mustRead(t, f, "s/metadata.json")
+	if !strings.Contains(got, `"note": "a & b <c>"`) {
+		t.Errorf("metadata.json:\n%s", got)
+	}
+}
+
+// A YAML syntax error names the line PyYAML names (yaml.v3 counts its
+// parser errors' lines from 0): where the unfinished construct starts, or
+// where the problem is.
+func TestYAMLSyntaxErrorLines(t *testing.T) {
+	for _, c := range []struct{ text, want string }{
+		{"sources:\n  a:\n    driver: csv\n    args: {x: 1\n  b: 2\n", "line 4: did not find expected ',' or '}'"},
+		{"sources:\n  a: [1, 2\n", "line 2: did not find expected ',' or ']'"},
+		{"sources:\n  a: 1\n b: 2\n", "line 3: did not find expected key"},
+		{"a: 1\n- b\n", "line 2: did not find expected key"},
+		{"a: @x\n", "line 1: found character that cannot start any token"},
+	} {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "cat.yaml"), c.text)
+		_, err := New(filepath.Join(dir, "cat.yaml"), Options{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want one with %q", c.text, err, c.want)
+		}
 	}
 }

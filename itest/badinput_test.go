@@ -200,3 +200,21 @@ func TestMountFailures(t *testing.T) {
 		})
 	}
 }
+
+// Mounting on a mount point that is already an intakefs mount is a
+// one-line error, not a second mount hiding the first.
+func TestMountOverMount(t *testing.T) {
+	d := mount(t, demoCatalog)
+	r := run(t, 60*time.Second, "", binPath,
+		append([]string{"mount", demoCatalog, d.Mnt}, cacheArgs(t, filepath.Join(t.TempDir(), "cache2"))...)...)
+	if r.exitCode <= 0 {
+		t.Fatalf("a second mount on %s: exit %d (%v), want a failure; output:\n%s%s", d.Mnt, r.exitCode, r.err, r.stdout, r.stderr)
+	}
+	msg := strings.TrimSpace(r.stderr)
+	if !strings.Contains(msg, "already a mount point") || strings.Contains(msg, "\n") {
+		t.Errorf("want one line saying the mount point is in use, got:\n%s", msg)
+	}
+	if _, err := os.Stat(d.path(".catalog/errors.txt")); err != nil {
+		t.Errorf("the first mount no longer serves: %v", err)
+	}
+}

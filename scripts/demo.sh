@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-bash scripts/setup.sh
+bash scripts/setup.sh --demo
 [ -x bin/intakefs ] || { echo "demo: bin/intakefs was not built" >&2; exit 1; }
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/intakefs-demo.XXXXXX")"

@@ -12,8 +12,11 @@
 #   - bin/intakefs, built from ./cmd/intakefs once that has Go files.
 #
 # Works as root with no terminal and no stdin (CI=true); as another user it
-# uses sudo for apt-get.
+# uses sudo for apt-get. `setup.sh --demo` (what scripts/demo.sh runs)
+# leaves out versitygw, the S3 server only the tests use.
 set -euo pipefail
+FOR_DEMO=0
+[ "${1:-}" != "--demo" ] || FOR_DEMO=1
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -137,7 +140,9 @@ fi
 # versitygw is the S3 server the remote/ and itest/ tests start on loopback.
 VERSITYGW_VERSION=v1.8.0
 GOBIN_DIR="$(go env GOPATH)/bin"
-if [ -x "$GOBIN_DIR/versitygw" ] && go version -m "$GOBIN_DIR/versitygw" 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+github.com/versity/versitygw[[:space:]]+$VERSITYGW_VERSION"; then
+if [ "$FOR_DEMO" = 1 ]; then
+	log "versitygw left out (only the tests need it)"
+elif [ -x "$GOBIN_DIR/versitygw" ] && go version -m "$GOBIN_DIR/versitygw" 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+github.com/versity/versitygw[[:space:]]+$VERSITYGW_VERSION"; then
 	log "versitygw $VERSITYGW_VERSION present"
 else
 	log "go install versitygw@$VERSITYGW_VERSION (a few minutes the first time)"
@@ -148,7 +153,7 @@ fi
 if compgen -G "$ROOT/cmd/intakefs/*.go" >/dev/null; then
 	log "building bin/intakefs"
 	mkdir -p "$ROOT/bin"
-	go build -o "$ROOT/bin/intakefs" ./cmd/intakefs
+	go build -buildvcs=auto -o "$ROOT/bin/intakefs" ./cmd/intakefs # the commit, for --version
 else
 	log "cmd/intakefs has no Go files yet: not building bin/intakefs"
 fi

@@ -114,9 +114,9 @@ func newCacheCmd(g *globalFlags) *cobra.Command {
 				total += e.CachedBytes
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", human(e.CachedBytes), human(e.Size), e.LastUse.Local().Format(time.DateTime), e.URL)
 			}
-			fmt.Fprintf(w, "%s\t\t\t%d objects in %s\n", human(total), len(ents), dir)
+			fmt.Fprintf(w, "%s\t\t\t%s in %s\n", human(total), count(len(ents), "object"), dir)
 			if n, bytes := spoolFiles(dir, false); n > 0 {
-				fmt.Fprintf(w, "%s\t\t\t%d decompressed files in %s\n", human(bytes), n, filepath.Join(dir, "spool"))
+				fmt.Fprintf(w, "%s\t\t\t%s in %s\n", human(bytes), count(n, "decompressed file"), filepath.Join(dir, "spool"))
 			}
 			return w.Flush()
 		},
@@ -178,10 +178,19 @@ files through the mount.`,
 				}
 				refs = append(refs, r...)
 			}
+			// local files are read in place, never cached: say so, and
+			// count only what is fetched
 			var total int64
+			remoteRefs := refs[:0:0]
 			for _, r := range refs {
+				if !ch.Caches(r.Store) {
+					fmt.Fprintf(os.Stderr, "not cached (a local file, read in place): %s\n", r.Info.URL)
+					continue
+				}
+				remoteRefs = append(remoteRefs, r)
 				total += r.Info.Size
 			}
+			refs = remoteRefs
 			tty := term.IsTerminal(int(os.Stderr.Fd()))
 			var bar *progressbar.ProgressBar
 			if tty {
@@ -207,7 +216,7 @@ files through the mount.`,
 				_ = bar.Finish()
 				fmt.Fprintln(os.Stderr)
 			}
-			fmt.Printf("%d objects, %s in %s\n", len(refs), human(total), ch.Dir())
+			fmt.Printf("%s, %s in %s\n", count(len(refs), "object"), human(total), ch.Dir())
 			return nil
 		},
 	}
@@ -252,4 +261,12 @@ func spoolFiles(dir string, remove bool) (n int, bytes int64) {
 		bytes += fi.Size()
 	}
 	return n, bytes
+}
+
+// count is "1 object", "2 objects".
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -67,8 +67,9 @@ type globalFlags struct {
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	root := &cobra.Command{
-		Use:   "intakefs",
-		Short: "Mount an Intake data catalog as a read-only filesystem",
+		Version: version(),
+		Use:     "intakefs",
+		Short:   "Mount an Intake data catalog as a read-only filesystem",
 		Long: `intakefs serves an Intake catalog (YAML) as a read-only filesystem: catalogs are
 directories, data sources are files holding their data, and parameters ride in
 the path (flights@size=10k.json). ls, describe and cat give the same views
@@ -97,4 +98,32 @@ Examples:
 	pf.DurationVar(&g.timeouts.Idle, "idle-timeout", g.timeouts.Idle, "longest pause in a remote response body while it is being read")
 	root.AddCommand(newMountCmd(g), newLsCmd(g), newDescribeCmd(g), newCatCmd(g), newCacheCmd(g))
 	return root
+}
+
+// version is the module version, or the commit it was built from (go
+// build in a clone records it), for --version.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = ", modified"
+			}
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		return fmt.Sprintf("%s (commit %s%s)", v, rev, dirty)
+	}
+	return v
 }

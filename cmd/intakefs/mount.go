@@ -50,9 +50,14 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			if !st.IsDir() {
 				return fmt.Errorf("mountpoint %s: not a directory", mnt)
 			}
+			if fstype, ok := fuseMountAt(mnt); ok {
+				// mounting again would hide the first mount until this
+				// one ends, with nothing to say so
+				return fmt.Errorf("mountpoint %s: already a mount point (%s): unmount it first", mnt, fstype)
+			}
 			ch, err := cf.open(g)
 			if err != nil {
-				return fmt.Errorf("cache %s: %w", cf.resolved, lockedHint(err))
+				return lockedHint(err) // names the directory
 			}
 			defer ch.Close()
 			tree, log, err := g.openWith(catalog, ch)
@@ -92,9 +97,13 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 				busy := false
 				for range sigs {
 					if busy {
-						// Second signal while busy: detach the mount
-						// (lazy unmount) and go; readers still holding
-						// files get ENOTCONN, which they asked for.
+						// Second signal while busy: a normal unmount if
+						// the files were closed meanwhile, else detach
+						// the mount (lazy unmount) and go; readers still
+						// holding files get ENOTCONN, which they asked for.
+						if srv.Unmount() == nil {
+							return
+						}
 						log.Warn("detaching busy mount and exiting", "mountpoint", mnt)
 						lazyUnmount(mnt)
 						close(forced)

@@ -70,7 +70,7 @@ func printEntry(w interface{ Write([]byte) (int, error) }, ctx context.Context, 
 		}
 		size = fmt.Sprint(st.Size)
 	}
-	_, err := fmt.Fprintf(w, "%s\t  %s\t\n", size, name)
+	_, err := fmt.Fprintf(w, "%s\t %s\n", size, name) // the name after the last tab: not right-aligned
 	return err
 }
 
