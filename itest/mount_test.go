@@ -1,7 +1,6 @@
 package itest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/intakefs/intakefs/internal/mountinfo"
 )
 
 // daemon is one `intakefs mount` process and its mount point.
@@ -204,41 +205,13 @@ func isMounted(path string) bool {
 	return false
 }
 
-// mountPoints lists the mount points of /proc/self/mountinfo (field 5,
-// with the kernel's octal escapes undone).
+// mountPoints lists the mount points this process sees.
 func mountPoints() []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
 	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 5 {
-			out = append(out, unescapeMountinfo(f[4]))
-		}
+	for _, m := range mountinfo.Read() {
+		out = append(out, m.Point)
 	}
 	return out
-}
-
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // realTempDir is t.TempDir with symlinks resolved, as mountinfo shows it.
