@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/intakefs/intakefs/cache/decomp"
 )
@@ -487,4 +488,69 @@ func TestDecompressingUntilSpooled(t *testing.T) {
 	if decompressing("p.csv") {
 		t.Errorf("p.csv: a plain file decompressing")
 	}
+}
+
+// A joined CSV whose members cannot be decompressed within the spool
+// limit fails, and the failure is remembered: remaking the plan (as each
+// lookup does once it expires) decompresses nothing again and evicts no
+// other source's spool.
+func TestOverLimitArchiveFailureRemembered(t *testing.T) {
+	needTool(t, "tar")
+	needTool(t, "gzip")
+	dir := t.TempDir()
+	for i := 0; i < 3; i++ {
+		writeBytes(t, filepath.Join(dir, "m", fmt.Sprintf("p%d.csv", i)), csvRows(uint64(40+i), 3<<20))
+	}
+	small := csvRows(50, 1<<20)
+	writeBytes(t, filepath.Join(dir, "x.csv"), small)
+	sh(t, dir, "tar -czf a.tar.gz m && gzip x.csv")
+	writeFile(t, filepath.Join(dir, "cat.yaml"), "sources:\n  a: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/a.tar.gz'}}\n  x: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/x.csv.gz'}}\n")
+	limit := int64(4 << 20)
+	f, err := New(filepath.Join(dir, "cat.yaml"), Options{Cwd: dir, SpoolDir: t.TempDir(), SpoolLimit: func() int64 { return limit }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.TTL = time.Nanosecond // every lookup remakes its plan
+	if got := readNode(t, f, "x.csv"); !bytes.Equal(got, small) {
+		t.Fatal("x.csv: wrong bytes")
+	}
+	ctx := context.Background()
+	open := func() error {
+		n, err := f.Walk(ctx, "a.csv")
+		if err != nil {
+			return err
+		}
+		h, err := n.(File).Open(ctx)
+		if err == nil {
+			h.Close()
+		}
+		return err
+	}
+	if err := open(); !errors.Is(err, decomp.ErrSpoolFull) {
+		t.Fatalf("a.csv over the limit: %v, want ErrSpoolFull", err)
+	}
+	before := f.spools.opened.Load()
+	for i := 0; i < 5; i++ {
+		time.Sleep(time.Millisecond)
+		if err := open(); !errors.Is(err, decomp.ErrSpoolFull) {
+			t.Fatalf("a.csv again: %v, want the same failure", err)
+		}
+	}
+	if n := f.spools.opened.Load() - before; n != 0 {
+		t.Errorf("remaking the plan five times decompressed %d times", n)
+	}
+	if !f.spools.complete(spoolKeyOf(t, f, "x.csv")) {
+		t.Errorf("x.csv's complete spool was evicted for a plan that could not fit")
+	}
+}
+
+// spoolKeyOf is the spool key of a one-stream file.
+func spoolKeyOf(t *testing.T, f *FS, p string) string {
+	t.Helper()
+	d := walkFile(t, f, p).(*dataFile)
+	pl := d.pinned(context.Background())
+	if pl == nil || len(pl.Items) != 1 || pl.Items[0].Key == "" {
+		t.Fatalf("%s: not one spooled stream", p)
+	}
+	return pl.Items[0].Key
 }

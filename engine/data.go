@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/intakefs/intakefs/cache/decomp"
 	"github.com/intakefs/intakefs/remote"
@@ -402,15 +403,18 @@ func (f *FS) segment(ctx context.Context, p *Plan, format string) error {
 			infos[i].lastNL = 1
 			continue
 		}
+		if err := f.recentFailure(it); err != nil {
+			return err
+		}
 		nl, err := f.endsInNewline(ctx, src, it)
 		if err != nil {
-			return err
+			return f.noteFailure(it, err)
 		}
 		infos[i].lastNL = nl
 		if format == "csv" {
 			h, err := f.itemFirstLine(ctx, src, it)
 			if err != nil {
-				return err
+				return f.noteFailure(it, err)
 			}
 			infos[i].hdrLen = int64(len(h))
 			if i == 0 {
@@ -453,6 +457,35 @@ func (f *FS) segment(ctx context.Context, p *Plan, format string) error {
 	}
 	p.Size = size
 	return nil
+}
+
+// failureMemo is how long a plan remembers that an item's first line or
+// last byte could not be had for good (damage; decompressed data over the
+// cache limit): plans are remade at every lookup once their entry times
+// out, and without it each would decompress the item again, up to the
+// limit, evicting other spools to make room.
+const failureMemo = time.Minute
+
+type itemFailure struct {
+	err error
+	at  time.Time
+}
+
+func (f *FS) recentFailure(it *Item) error {
+	if v, ok := f.spools.recall("fail\x00" + itemID(it)); ok {
+		if fl := v.(itemFailure); time.Since(fl.at) < failureMemo {
+			return fl.err
+		}
+	}
+	return nil
+}
+
+// noteFailure remembers err for the item if it is for good, and gives it.
+func (f *FS) noteFailure(it *Item, err error) error {
+	if errors.Is(err, decomp.ErrCorrupt) || errors.Is(err, decomp.ErrSpoolFull) {
+		f.spools.remember("fail\x00"+itemID(it), itemFailure{err, time.Now()})
+	}
+	return err
 }
 
 // endsInNewline reads an item's last byte where that is cheap: an object

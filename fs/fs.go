@@ -82,7 +82,7 @@ func Mount(dir string, tree *engine.FS, cfg Config) (*fuse.Server, error) {
 			ExtraCapabilities: fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 		},
 	}
-	raw := &noOpendir{RawFileSystem: gofs.NewNodeFS(root, opts)}
+	raw := &noOpendir{RawFileSystem: &pageReads{RawFileSystem: gofs.NewNodeFS(root, opts)}}
 	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
 		return nil, err
@@ -335,7 +335,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 			// which starts at the damage, gets the error. (Only with
 			// direct I/O: the page cache takes a short read for the end
 			// of the file and would quietly shrink it.)
-			return fuse.ReadResultData(dest[:n]), 0
+			return &damagedRead{dest[:n]}, 0
 		}
 		return nil, toErrno(h.log, "read", "/"+h.node.Path(nil), err)
 	}

@@ -225,6 +225,56 @@ func TestCompressedMmap(t *testing.T) {
 	}
 }
 
+// TestCompressedMmapDamage: an mmap of a truncated gzip gives the good
+// bytes and then SIGBUS on the page that holds the damage, never zeros in
+// place of data (the kernel fills a short page-cache read with zeros).
+func TestCompressedMmapDamage(t *testing.T) {
+	needTools(t, "gzip")
+	needPython(t)
+	dir := realTempDir(t)
+	data := csvOf(8, 3<<20)
+	writeAll(t, filepath.Join(dir, "x.csv"), data)
+	shIn(t, dir, "gzip -c x.csv | head -c 400000 > cut.csv.gz")
+	catalog := filepath.Join(dir, "catalog.yaml")
+	writeAll(t, catalog, []byte("sources:\n  cut: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/cut.csv.gz'}}\n"))
+	d := mount(t, catalog)
+	// a child process, which the SIGBUS kills: it reports each page it
+	// read and found to be the original's
+	prog := `
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+n = os.fstat(fd).st_size
+m = mmap.mmap(fd, n, access=mmap.ACCESS_READ)
+orig = open(sys.argv[2], "rb").read()
+for off in range(0, n, 4096):
+    chunk = m[off:min(off + 4096, n)]
+    if chunk != orig[off:off + len(chunk)]:
+        print("wrong", off, flush=True)
+        sys.exit(0)
+    print("good", off + len(chunk), flush=True)
+print("all", flush=True)
+`
+	r := run(t, toolTimeout, "", pythonBin, "-c", prog, d.path("cut.csv"), filepath.Join(dir, "x.csv"))
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	last := strings.Fields(lines[len(lines)-1] + " ")
+	switch {
+	case len(last) == 0:
+		t.Fatalf("no answer: %v %s", r.err, tail(r.stderr, 5))
+	case last[0] == "wrong":
+		t.Errorf("the mapping gives bytes that are not the original's at offset %s", last[1])
+	case last[0] == "all":
+		t.Errorf("the whole mapping read without a fault: the damage was read as data")
+	case r.err == nil || !strings.Contains(r.err.Error(), "bus error"):
+		t.Errorf("the reader ended with %v after %q, want SIGBUS", r.err, lines[len(lines)-1])
+	default:
+		good, _ := strconv.Atoi(last[1])
+		if good == 0 || good%4096 != 0 {
+			t.Errorf("SIGBUS after %d good bytes, want whole pages of the original before the damage", good)
+		}
+		t.Logf("SIGBUS after %d good bytes", good)
+	}
+}
+
 // TestCompressedSeekAndDamage: random reads in any order of a gzip source
 // not yet decompressed give the right bytes; a truncated gzip gives its
 // bytes up to the damage, then EIO, and a log line naming it and the
