@@ -173,12 +173,13 @@ type Spool struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// d is the partial file opened with O_DIRECT (nil: everything goes
-	// through f and the page cache), set at open: the producer writes
-	// whole chunks with it, and big reads of bytes no longer in the
-	// window use it, as the page cache does not hold them. Close closes
-	// it once the producer and the readers are gone.
-	d *os.File
+	// direct says the spool file takes O_DIRECT (set at open, for a spool
+	// this process writes). Each run of the producer opens its own
+	// O_DIRECT descriptor for whole chunks and closes it when it stops;
+	// readers open one (dr) the first time a big read misses the window,
+	// as the page cache does not hold those bytes. So a complete spool
+	// nobody reads that way costs one descriptor, as before.
+	direct bool
 
 	// Lock order: mu before no other lock; a window chunk's lock is
 	// never taken with mu held.
@@ -187,7 +188,10 @@ type Spool struct {
 	path string // the file f is, partial or final
 	// win is the producer's window: the last chunks it wrote, which
 	// readers copy from before going to f (nil when no producer ran).
-	win      []*chunk
+	win []*chunk
+	// dr is the O_DIRECT descriptor for readers (nil until needed, or
+	// when it cannot be had); closed by Close once no read is in flight.
+	dr       *os.File
 	avail    int64 // bytes [0, avail) are in f
 	want     int64 // the producer runs until avail >= want
 	size     int64 // -1 until the end of the stream
@@ -256,10 +260,13 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 		return nil, fmt.Errorf("decomp: locking %s: %w", s.path, err)
 	}
 	s.f = f
-	s.d = openDirect(s.path)
+	if d := openDirect(s.path); d != nil {
+		s.direct = true
+		d.Close()
+	}
 	if s.cfg.Readahead == 0 {
 		s.cfg.Readahead = 64 << 20
-		if s.d != nil {
+		if s.direct {
 			// what the window holds besides the chunk being refilled
 			// and the one a reader is in: ahead of that, readers would
 			// find the bytes on disk only
@@ -376,6 +383,10 @@ func (s *Spool) ReadAtContext(ctx context.Context, p []byte, off int64) (int, er
 	}
 	// What there is to serve, and why not more.
 	avail, f, win := s.avail, s.f, s.win
+	var dr *os.File
+	if s.direct && int64(len(p)) >= directReadMin {
+		dr = s.directReaderLocked()
+	}
 	n := max(min(limit, avail)-off, 0)
 	var tail error
 	if n < int64(len(p)) {
@@ -400,13 +411,23 @@ func (s *Spool) ReadAtContext(ctx context.Context, p []byte, off int64) (int, er
 			done += int64(k)
 			continue
 		}
-		k, err := readSpoolFile(f, s.d, p[done:n], off+done)
+		k, err := readSpoolFile(f, dr, p[done:n], off+done)
 		if err != nil && !(err == io.EOF && int64(k) == n-done) {
 			return int(done) + k, fmt.Errorf("decomp: reading spool file: %w", err)
 		}
 		break
 	}
 	return int(n), tail
+}
+
+// directReaderLocked is the readers' O_DIRECT descriptor, opened the
+// first time it is wanted; nil when it cannot be had now (the read then
+// goes through the page cache). s.mu held.
+func (s *Spool) directReaderLocked() *os.File {
+	if s.dr == nil {
+		s.dr = openDirect(s.path)
+	}
+	return s.dr
 }
 
 func (s *Spool) readDone() {
@@ -507,6 +528,12 @@ func (s *Spool) run(skip int64) error {
 	s.mu.Lock()
 	s.win = win
 	s.mu.Unlock()
+	var dw *os.File
+	if s.direct {
+		if dw = openDirect(s.path); dw != nil {
+			defer dw.Close()
+		}
+	}
 	off := skip
 	expected := s.cfg.ExpectedSize
 	for i := 0; ; i++ {
@@ -546,8 +573,8 @@ func (s *Spool) run(skip int64) error {
 				}
 			}
 			w := s.f
-			if s.d != nil && off%directAlign == 0 && n%directAlign == 0 {
-				w = s.d // the tail, and anything after a resume at an odd offset, go through f
+			if dw != nil && off%directAlign == 0 && n%directAlign == 0 {
+				w = dw // the tail, and anything after a resume at an odd offset, go through f
 			}
 			if _, werr := w.WriteAt(buf[:n], off); werr != nil {
 				if isNoSpace(werr) {
@@ -680,8 +707,8 @@ func (s *Spool) Close() error {
 	if s.path != s.final {
 		os.Remove(s.path)
 	}
-	if s.d != nil {
-		s.d.Close()
+	if s.dr != nil {
+		s.dr.Close()
 	}
 	return s.f.Close()
 }

@@ -457,8 +457,8 @@ func TestSpoolWritePaths(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if (sp.d != nil) != canDirect {
-				t.Errorf("spool writes with O_DIRECT: %v; the directory takes it: %v", sp.d != nil, canDirect)
+			if sp.direct != canDirect {
+				t.Errorf("spool writes with O_DIRECT: %v; the directory takes it: %v", sp.direct, canDirect)
 			}
 			sp.Close()
 			t.Run("random", TestSpoolRandomAccess)
