@@ -50,8 +50,8 @@
 # end with every server and mount, also on failure or Ctrl-C.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# shellcheck source=scripts/bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench/common.sh" # cd ROOT; INTAKEFS; now(); figures
 
 REPEAT="${REPEAT:-3}"
 OUT="${OUT:-${TMPDIR:-/tmp}/intakefs-bench5-results.txt}"
@@ -64,7 +64,6 @@ COL="${COL:-delay}"
 QUERY_RUNS="${QUERY_RUNS:-5}"
 STEP_TIMEOUT="${STEP_TIMEOUT:-300}"
 ONLY="${ONLY:-cold,warm,parquet,concurrent}"
-INTAKEFS="${INTAKEFS:-$ROOT/bin/intakefs}"
 CACHE_MAX=10G
 BUCKET=bench
 KEY=AKIABENCH5INTAKEFS00
@@ -102,8 +101,6 @@ if [ "${SKIP_SETUP:-0}" != 1 ]; then
 	timeout 1800 bash scripts/setup.sh </dev/null || die "scripts/setup.sh failed"
 fi
 command -v curl >/dev/null 2>&1 || die "curl is needed"
-[ -e /dev/fuse ] || die "/dev/fuse is missing: cannot mount"
-[ -x "$INTAKEFS" ] || { log "building $INTAKEFS"; go build -o "$INTAKEFS" ./cmd/intakefs; }
 VGW="$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")"
 [ -x "$VGW" ] || die "versitygw not found (scripts/setup.sh installs it)"
 [ -d scripts/node/node_modules/@duckdb/node-api ] || die "DuckDB for node missing (run scripts/setup.sh)"
@@ -198,27 +195,16 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ================================================================ helpers
-now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-mbps() { awk -v n="$1" -v s="$2" 'BEGIN { if (s <= 0) s = 1e-6; printf "%.1f", n / 1e6 / s }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "n/a" && a != "" && a + 0 >= b + 0) }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "n/a" && a != "" && a + 0 <= b + 0) }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }'; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 jget() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
-TICK="$(getconf CLK_TCK)"
 cpu_of() { # cpu_of PID: user+system CPU seconds of PID so far ("" if gone)
 	[ -n "$1" ] && awk -v t="$TICK" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || true
 }
 cpu_delta() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "") print "n/a"; else printf "%.2f", b - a }'; }
 stat_of() { sed -n "s/^ *\"$2\": *\(-\{0,1\}[0-9]*\).*/\1/p" "$1"; } # stat_of stats.json FIELD
-
-DROP_OK=1
-drop_caches() {
-	sync
-	if ! (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then DROP_OK=0; fi
-}
 
 # timed CMD...: run CMD; T_SECS is its time. CMD bounds itself (timeout,
 # curl --max-time).
@@ -236,19 +222,6 @@ timed() {
 	return 1
 }
 bounded() { timeout -k 10 "$STEP_TIMEOUT" "$@"; }
-
-declare -A RES=()
-DETAILS=()
-detail() { DETAILS+=("$*"); log "$*"; }
-add() { RES[$1]="${RES[$1]:-}$2 "; } # add KEY VALUE: one run's figure
-# summary KEY: "median min max" of KEY's runs ("" if none)
-summary() {
-	printf '%s\n' ${RES[$1]:-} | sort -g | awk 'NF { v[++n] = $1 } END {
-		if (!n) exit
-		m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-		printf "%s %s %s", m, v[1], v[n] }'
-}
-med() { local s; s="$(summary "$1")"; echo "${s%% *}"; }
 
 wait_mounted() { # wait_mounted DIR PID LOG
 	for _ in $(seq 1 300); do

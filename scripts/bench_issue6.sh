@@ -75,19 +75,9 @@ for v in gz zst xz xz-go; do want "$v" && VARIANTS+=("$v"); done
 for t in gzip zstd xz cmp; do command -v "$t" >/dev/null 2>&1 || die "$t is needed"; done
 
 # ================================================================ helpers
-mbps() { awk -v n="$1" -v s="$2" 'BEGIN { if (s <= 0) s = 1e-6; printf "%.1f", n / 1e6 / s }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "n/a" && a != "" && a + 0 >= b + 0) }'; }
 mib() { if [ -n "$1" ]; then awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }'; else echo "—"; fi; }
-TICK="$(getconf CLK_TCK)"
 # cpu_of PID: "self children" CPU seconds of PID so far (children: waited for)
 cpu_of() { awk -v t="$TICK" '{ printf "%.2f %.2f", ($14 + $15) / t, ($16 + $17) / t }' "/proc/$1/stat" 2>/dev/null || true; }
-
-DROP_OK=1
-drop_caches() {
-	sync
-	if ! (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then DROP_OK=0; fi
-}
 
 # timed CMD...: run CMD (bounded by STEP_TIMEOUT), stdout to /dev/null;
 # T_SECS is its wall time, T_CPU its user+system CPU seconds.
@@ -107,19 +97,7 @@ timed() {
 	T_CPU="$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')"
 }
 
-declare -A RES=() ONE=()
-DETAILS=()
-detail() { DETAILS+=("$*"); log "$*"; }
-add() { RES[$1]="${RES[$1]:-}$2 "; } # add KEY VALUE: one run's figure
-# summary KEY: "median min max" of KEY's runs ("" if none)
-summary() {
-	# shellcheck disable=SC2086 # the runs are words
-	printf '%s\n' ${RES[$1]:-} | sort -g | awk 'NF { v[++n] = $1 } END {
-		if (!n) exit
-		m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-		printf "%s %s %s", m, v[1], v[n] }'
-}
-med() { local s; s="$(summary "$1")"; echo "${s%% *}"; }
+declare -A ONE=()
 fig() { # fig KEY [DECIMALS]: "median" or "median (min–max)"
 	local s m lo hi d="${2:-1}"
 	s="$(summary "$1")"
