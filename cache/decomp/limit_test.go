@@ -69,13 +69,7 @@ func dirBytes(t *testing.T, dir string) int64 {
 func TestSpoolLimit(t *testing.T) {
 	comp := zerosGz(t)
 	const limit = 20<<20 + 12345 // not a multiple of the step or the chunk
-	b := &budget{limit: limit}
-	dir := t.TempDir()
-	sp, err := OpenSpool(SpoolConfig{Dir: dir, Key: "zeros", ExpectedSize: -1, Reserve: b.reserve,
-		Open: func(context.Context) (io.ReadCloser, error) { return NewReader(Gzip, bytes.NewReader(comp)), nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp, b, dir := openBudgeted(t, comp, limit)
 	defer sp.Close()
 	buf := make([]byte, 1<<20)
 	var off int64
@@ -125,18 +119,26 @@ func TestSpoolLimit(t *testing.T) {
 	}
 }
 
+// openBudgeted opens a spool of the gzip stream comp in a directory of its
+// own, its growth granted by a budget of limit bytes.
+func openBudgeted(t *testing.T, comp []byte, limit int64) (*Spool, *budget, string) {
+	t.Helper()
+	b := &budget{limit: limit}
+	dir := t.TempDir()
+	sp, err := OpenSpool(SpoolConfig{Dir: dir, Key: "zeros", ExpectedSize: -1, Reserve: b.reserve,
+		Open: func(context.Context) (io.ReadCloser, error) { return NewReader(Gzip, bytes.NewReader(comp)), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp, b, dir
+}
+
 // TestSpoolUnderLimit: a stream that fits is not affected: every byte,
 // complete, persisted, and Reserve asked for no more than the limit.
 func TestSpoolUnderLimit(t *testing.T) {
 	comp := zerosGz(t)
 	for _, limit := range []int64{50 << 20, 64 << 20} { // exactly the size, and more
-		b := &budget{limit: limit}
-		dir := t.TempDir()
-		sp, err := OpenSpool(SpoolConfig{Dir: dir, Key: "zeros", ExpectedSize: -1, Reserve: b.reserve,
-			Open: func(context.Context) (io.ReadCloser, error) { return NewReader(Gzip, bytes.NewReader(comp)), nil }})
-		if err != nil {
-			t.Fatal(err)
-		}
+		sp, b, dir := openBudgeted(t, comp, limit)
 		n, err := sp.Fill(context.Background())
 		if err != nil || n != 50<<20 {
 			t.Fatalf("limit %d: Fill = %d, %v", limit, n, err)
