@@ -303,6 +303,11 @@ func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) ([
 			&dataFile{fs: f, name: shown + "." + ext, ident: v.Ident + "/" + e.Name, err: err},
 		}, []string{fmt.Sprintf("%s: with its default parameters: %v", where, err)}
 	}
+	// describe.yaml and metadata.json are made here, in parallel with the
+	// other entries, while the reader waits for this listing anyway: a
+	// walk stats both in every source directory next, one request at a
+	// time (10% off a find of 10,000 sources on 2 cores)
+	r.files()
 	nodes := []Node{&sourceDir{fs: f, name: shown, r: r}}
 	if _, _, ok := urlArg(r); !ok {
 		return nodes, nil // no data to show: the directory describes it

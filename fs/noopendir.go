@@ -54,3 +54,10 @@ func (w *noOpendir) transient(cancel <-chan struct{}, in *fuse.ReadIn, read func
 	r.Fh = open.Fh
 	return read(&r)
 }
+
+// WithoutOpendir serves raw with OPENDIR refused as intakefs's own mount
+// does, for scripts/bench/fusefloor: the floor a walk of intakefs is
+// compared with must make the same requests.
+func WithoutOpendir(raw fuse.RawFileSystem) fuse.RawFileSystem {
+	return &noOpendir{RawFileSystem: raw}
+}

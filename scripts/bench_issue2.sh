@@ -145,24 +145,36 @@ unmount_current
 
 # The floor: the same tree shape served from memory by go-fuse's own
 # nodes (scripts/bench/fusefloor), no catalogs at all; each walk on a
-# fresh mount.
-floor_walk() { # floor_walk LABEL CMD...: time CMD on a fresh fusefloor mount
-	local label="$1" fpid t0 t1
-	shift
+# fresh mount. "like-for-like" refuses OPENDIR as intakefs does, so the
+# kernel makes the same requests (two READDIRPLUS per directory and
+# nothing else); "go-fuse defaults" also has OPENDIR and RELEASEDIR.
+# PIN="taskset -c 0" runs the server and the walk on one CPU: the
+# difference to the unpinned walk is what waking the other CPU costs at
+# each round trip (a VM's idle vCPU halts, and waking it takes a trip
+# through the hypervisor).
+floor_walk() { # floor_walk LABEL FLAGS CMD...: time CMD on a fresh fusefloor mount
+	local label="$1" flags="$2" fpid t0 t1
+	shift 2
 	mkdir -p "$WORK/mnt-floor"
-	"$WORK/fusefloor" "$WORK/mnt-floor" >>"$WORK/floor.log" 2>&1 &
+	# shellcheck disable=SC2086 # FLAGS is empty or one flag, PIN a prefix
+	${PIN:-} "$WORK/fusefloor" $flags "$WORK/mnt-floor" >>"$WORK/floor.log" 2>&1 &
 	fpid=$!
 	for _ in $(seq 1 300); do mountpoint -q "$WORK/mnt-floor" && break; sleep 0.1; done
 	t0="$(now)"
-	"$@" "$WORK/mnt-floor" >/dev/null
+	${PIN:-} "$@" "$WORK/mnt-floor" >/dev/null
 	t1="$(now)"
 	row "$label" "$(elapsed "$t0" "$t1") s"
 	kill -INT "$fpid"
 	wait "$fpid" 2>/dev/null || true
 }
 if (cd "$ROOT" && go build -o "$WORK/fusefloor" ./scripts/bench/fusefloor); then
-	floor_walk "(a0) go-fuse floor: find, first walk" find
-	floor_walk "(a0) go-fuse floor: ls -lR, first walk" ls -lR
+	floor_walk "(a0) floor, like-for-like: find, first walk" -noopendir find
+	floor_walk "(a0) floor, like-for-like: ls -lR, first walk" -noopendir ls -lR
+	floor_walk "(a0) floor, go-fuse defaults: find, first walk" "" find
+	floor_walk "(a0) floor, go-fuse defaults: ls -lR, first walk" "" ls -lR
+	if command -v taskset >/dev/null; then
+		PIN="taskset -c 0" floor_walk "(a0) floor, like-for-like, on one CPU: find" -noopendir find
+	fi
 else
 	row "(a0) go-fuse floor" "not built"
 fi

@@ -1,15 +1,20 @@
 // Command fusefloor mounts the tree shape of bench_issue2.sh (100
 // directories of 100 files and 100 directories of two files) from memory
-// with go-fuse's own nodes and its defaults (OPENDIR served, READDIRPLUS),
-// and nothing else: no catalogs, no rendering. Its walk times are what
-// go-fuse and the kernel cost on this machine, the floor intakefs's own
-// walk times are compared with.
+// with go-fuse's own nodes, and nothing else: no catalogs, no rendering.
+// Its walk times are what go-fuse and the kernel cost on this machine, the
+// floor intakefs's own walk times are compared with.
 //
-//	go run ./scripts/bench/fusefloor MOUNTPOINT   # Ctrl-C unmounts
+// By default it serves go-fuse's defaults (OPENDIR served, READDIRPLUS).
+// With -noopendir it refuses OPENDIR the way intakefs does
+// (fs.WithoutOpendir), so the kernel makes the same requests for a walk
+// as it does of intakefs: that is the like-for-like floor.
+//
+//	go run ./scripts/bench/fusefloor [-noopendir] MOUNTPOINT   # Ctrl-C unmounts
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -18,6 +23,8 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	ifs "github.com/intakefs/intakefs/fs"
 )
 
 type root struct{ fs.Inode }
@@ -40,12 +47,23 @@ func (r *root) OnAdd(ctx context.Context) {
 }
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: fusefloor MOUNTPOINT")
+	noOpendir := flag.Bool("noopendir", false, "refuse OPENDIR, as intakefs does")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: fusefloor [-noopendir] MOUNTPOINT")
 		os.Exit(2)
 	}
 	et, at := 5*time.Second, 5*time.Second
-	srv, err := fs.Mount(os.Args[1], &root{}, &fs.Options{EntryTimeout: &et, AttrTimeout: &at, MountOptions: fuse.MountOptions{DirectMount: true, DisableXAttrs: true}})
+	opts := &fs.Options{EntryTimeout: &et, AttrTimeout: &at, MountOptions: fuse.MountOptions{DirectMount: true, DisableXAttrs: true}}
+	raw := fs.NewNodeFS(&root{}, opts)
+	if *noOpendir {
+		raw = ifs.WithoutOpendir(raw)
+	}
+	srv, err := fuse.NewServer(raw, flag.Arg(0), &opts.MountOptions)
+	if err == nil {
+		go srv.Serve()
+		err = srv.WaitMount()
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fusefloor:", err)
 		os.Exit(1)
