@@ -126,20 +126,21 @@ func defaultSpoolDir() string {
 
 var externalOnce sync.Once
 
-// useExternalDecoders decodes xz and zstd with the xz and zstd programs
-// when they are installed: xz is about twice as fast as the Go decoder
-// (and multi-threaded), and a child zstd decodes on a core of its own
-// while this process spools and serves reads. INTAKEFS_DECODERS=go keeps
-// both in Go.
+// useExternalDecoders decodes xz with the xz program when it is
+// installed: it is about twice as fast as the Go decoder (and
+// multi-threaded). zstd decodes with libzstd in this process where the
+// build has it (cgo), else with the zstd program, else in Go.
+// INTAKEFS_DECODERS=go keeps both in Go.
 func useExternalDecoders() {
 	externalOnce.Do(func() {
 		if os.Getenv("INTAKEFS_DECODERS") == "go" {
+			decomp.NativeZstd = false
 			return
 		}
 		if p, err := exec.LookPath("xz"); err == nil {
 			decomp.ExternalXZ = p
 		}
-		if p, err := exec.LookPath("zstd"); err == nil {
+		if p, err := exec.LookPath("zstd"); err == nil && !decomp.NativeZstd {
 			decomp.ExternalZstd = p
 		}
 	})

@@ -3,7 +3,8 @@
 # and tests. Idempotent: a re-run on a ready machine only checks and rebuilds.
 #
 #   - Debian packages: python3-intake and python3-pandas (the reference
-#     implementation, run with /usr/bin/python3) and fuse3 (fusermount3);
+#     implementation, run with /usr/bin/python3), fuse3 (fusermount3) and
+#     gcc (cgo: libzstd is built into the daemon, and -race needs it);
 #     apt is skipped when they are all installed already;
 #   - testdata/vega/: the vega-datasets npm package, unpacked (not committed);
 #   - testdata/vega/parts/: seattle-weather.csv split into three part files,
@@ -50,7 +51,7 @@ as_root() {
 # ---------------------------------------------------------------- apt
 # The decompression tests make their inputs with the standard tools; the
 # remote benchmark (scripts/bench_issue5.sh) installs rclone and s3fs itself.
-APT_PACKAGES=(python3-intake python3-pandas fuse3 gzip bzip2 xz-utils zstd lz4 zip tar util-linux)
+APT_PACKAGES=(python3-intake python3-pandas fuse3 gcc gzip bzip2 xz-utils zstd lz4 zip tar util-linux)
 # node and npm come with the machine; install Debian's only if missing.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 

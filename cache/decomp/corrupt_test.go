@@ -216,6 +216,95 @@ func testExternal(t *testing.T, setting *string, tool string, cs ...Compression)
 	old := *setting
 	*setting = bin
 	defer func() { *setting = old }()
+	testDecoder(t, cs...)
+}
+
+// zstd decodes with libzstd in-process where the build has cgo (the
+// default there), and with the Go decoder in a build without it or with
+// INTAKEFS_DECODERS=go: both give zstd -dc's bytes and its verdicts.
+func TestNativeZstd(t *testing.T) {
+	if !haveNativeZstd {
+		t.Skip("built without cgo: there is no libzstd to test")
+	}
+	setNativeZstd(t, true)
+	testDecoder(t, Zstd)
+}
+
+func TestGoZstd(t *testing.T) {
+	setNativeZstd(t, false)
+	testDecoder(t, Zstd)
+}
+
+func setNativeZstd(t *testing.T, on bool) {
+	oldN, oldE := NativeZstd, ExternalZstd
+	NativeZstd, ExternalZstd = on, ""
+	t.Cleanup(func() { NativeZstd, ExternalZstd = oldN, oldE })
+}
+
+// The zstd streams zstd -dc takes and refuses, beyond one frame: several
+// frames, skippable frames, an empty input, a window over the 128 MiB
+// limit; for every zstd decoder.
+func TestZstdFrames(t *testing.T) {
+	needTool(t, "zstd")
+	a := csvData(200_000, 31)
+	b := csvData(50_000, 32)
+	za := run(t, a, "zstd", "-q", "-c")
+	zb := run(t, b, "zstd", "-q", "-19", "-c")
+	skippable := append([]byte{0x50, 0x2a, 0x4d, 0x18, 5, 0, 0, 0}, []byte("hello")...)
+	big := csvData(300_000, 33) // framed with a 256 MiB window: --long=28 and no size in the header
+	zbig := run(t, big, "zstd", "-q", "-c", "--long=28", "--no-content-size")
+	cases := []struct {
+		name string
+		in   []byte
+	}{
+		{"two frames", append(bytes.Clone(za), zb...)},
+		{"skippable first", append(bytes.Clone(skippable), za...)},
+		{"skippable between", append(append(bytes.Clone(za), skippable...), zb...)},
+		{"skippable last", append(bytes.Clone(za), skippable...)},
+		{"empty", nil},
+		{"window over the limit", zbig},
+		{"second frame cut", append(bytes.Clone(za), zb[:len(zb)/2]...)},
+	}
+	decoders := map[string]bool{"go": false}
+	if haveNativeZstd {
+		decoders["native"] = true
+	}
+	for dname, native := range decoders {
+		setNativeZstd(t, native)
+		for _, c := range cases {
+			want, toolOK := toolDecode(t, Zstd, c.in)
+			r := NewReader(Zstd, bytes.NewReader(c.in))
+			got, err := io.ReadAll(r)
+			r.Close()
+			t.Logf("%s, %s: zstd -dc ok=%v (%d bytes); we: %d bytes, %v", dname, c.name, toolOK, len(want), len(got), err)
+			if toolOK != (err == nil) || (toolOK && !bytes.Equal(got, want)) {
+				t.Errorf("%s, %s: zstd -dc ok=%v with %d bytes; we got %d bytes, %v", dname, c.name, toolOK, len(want), len(got), err)
+			}
+			if err != nil && !errors.Is(err, ErrCorrupt) {
+				t.Errorf("%s, %s: %v does not match ErrCorrupt", dname, c.name, err)
+			}
+			if !toolOK && len(want) > 0 && !bytes.Equal(got, want[:min(len(got), len(want))]) {
+				t.Errorf("%s, %s: the bytes before the error differ from zstd -dc's", dname, c.name)
+			}
+		}
+	}
+	if !bytes.Equal(mustDecode(t, append(bytes.Clone(za), zb...)), append(bytes.Clone(a), b...)) {
+		t.Error("two frames: not the two inputs one after the other")
+	}
+}
+
+func mustDecode(t *testing.T, in []byte) []byte {
+	t.Helper()
+	r := NewReader(Zstd, bytes.NewReader(in))
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func testDecoder(t *testing.T, cs ...Compression) {
 	for i, s := range makeSmallSamples(t) {
 		if !slices.Contains(cs, s.c) {
 			continue

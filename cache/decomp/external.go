@@ -19,6 +19,14 @@ import (
 // instance from exec.LookPath("xz") at start-up).
 var ExternalXZ string
 
+// NativeZstd makes zstd streams decode with libzstd in this process (see
+// nativeZstd) where the build has it (cgo). It is the default there:
+// decoding in-process at libzstd's speed leaves the child's pipe out (the
+// child's writes into it cost a quarter more CPU than zstd writing to
+// /dev/null). ExternalZstd, when set, is used instead: it is what a caller
+// asks for by name. Set it once, before any NewReader.
+var NativeZstd = haveNativeZstd
+
 // ExternalZstd, when set to the path of a zstd binary, makes zstd streams
 // decode in a child `zstd -dc` process: the C decoder is faster than
 // klauspost/compress's, and in its own process it runs on another core

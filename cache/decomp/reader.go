@@ -271,6 +271,22 @@ func (r *reader) init() error {
 		}
 		r.dec = &xzEnd{r: x, src: r.src}
 	case Zstd:
+		if NativeZstd && ExternalZstd == "" {
+			if _, err := r.br.Peek(1); err == io.EOF {
+				return errTruncated // as the Go decoder and zstd -dc have it
+			} else if err != nil {
+				return err
+			}
+			if err := r.checkMagic(); err != nil {
+				return err
+			}
+			z, err := newNativeZstd(r.br)
+			if err != nil {
+				return err
+			}
+			r.dec, r.close = z, z.Close
+			return nil
+		}
 		if ExternalZstd != "" {
 			// before anything reads from r.src into r.br
 			e, err := newExternal(ExternalZstd, r.c, r.src)

@@ -536,7 +536,9 @@ func (s *Spool) run(skip int64) error {
 	}
 	off := skip
 	expected := s.cfg.ExpectedSize
-	for i := 0; ; i++ {
+	chunks, stop := decodeAhead(rc, win)
+	defer stop() // before rc.Close (deferred above): the decoder must be done with rc
+	for {
 		s.mu.Lock()
 		// Pause when far enough ahead of the readers; but at the
 		// expected size, go on to confirm the end (and complete).
@@ -551,15 +553,9 @@ func (s *Spool) run(skip int64) error {
 		if closed {
 			return nil
 		}
-		// Decode a chunk into the oldest buffer of the window, with no
-		// lock held: readers skip a chunk whose n is 0, so they keep out
-		// of buf until it is published again.
-		c := win[i%len(win)]
-		c.mu.Lock()
-		c.n = 0
-		c.mu.Unlock()
+		d := <-chunks
+		c, n, rerr := d.c, d.n, d.err
 		buf := c.buf
-		n, rerr := fill(rc, buf)
 		if expected >= 0 && off+int64(n) > expected {
 			// Longer than it should be: keep what fits, then fail.
 			n = int(max(expected-off, 0))
@@ -612,6 +608,54 @@ func (s *Spool) run(skip int64) error {
 		}
 	}
 }
+
+// decoded is a chunk of the window filled by decodeAhead: n bytes of
+// the stream, then err (io.EOF at the end).
+type decoded struct {
+	c   *chunk
+	n   int
+	err error
+}
+
+// decodeAhead decodes the stream into the window's chunks in turn, in a
+// goroutine of its own, up to decodeAheadChunks ahead of the chunk the
+// producer is writing: decoding the next chunk overlaps writing this one
+// (an O_DIRECT write waits for the disk), so a decoder in this process
+// gets a core to itself as a child process does. In one goroutine the two
+// took turns: libzstd in-process spooled 1 GB in 1.9 s, the child zstd
+// (decoding beside us) in 1.3 s.
+//
+// stop makes it quit and waits until it no longer touches rc or the
+// window. The chunks it skips (n == 0) keep readers out of them while
+// they are refilled; the one it refills is the oldest, written and
+// published long before (decodeAheadChunks+1 < windowChunks).
+func decodeAhead(rc io.Reader, win []*chunk) (<-chan decoded, func()) {
+	out := make(chan decoded, decodeAheadChunks)
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		for i := 0; ; i++ {
+			c := win[i%len(win)]
+			c.mu.Lock()
+			c.n = 0
+			c.mu.Unlock()
+			n, err := fill(rc, c.buf)
+			select {
+			case out <- decoded{c, n, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out, func() { close(done); <-exited }
+}
+
+// decodeAheadChunks is how many decoded chunks may wait to be written.
+const decodeAheadChunks = 2
 
 // reserve asks for room for the file to grow from have to need bytes:
 // a step more when it can, need exactly when that is refused.
