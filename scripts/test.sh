@@ -33,7 +33,9 @@ go test -race -count=1 -timeout 30m ./... "$@"
 
 # Each fuzz target for a short while from its seed corpus: no panic, and
 # the round-trip properties hold.
-for target in FuzzNameGrammar FuzzRender FuzzParseLiteral FuzzFromPath FuzzEncodeYAML; do
-	echo "test: go test ./engine -run '^\$' -fuzz '^$target\$' -fuzztime 10s" >&2
-	go test ./engine -run '^$' -fuzz "^$target\$" -fuzztime 10s
+for pt in engine:FuzzNameGrammar engine:FuzzRender engine:FuzzParseLiteral engine:FuzzFromPath \
+	engine:FuzzEncodeYAML cache/decomp:FuzzZstd; do
+	pkg="./${pt%%:*}" target="${pt#*:}"
+	echo "test: go test $pkg -run '^\$' -fuzz '^$target\$' -fuzztime 10s" >&2
+	go test "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime 10s
 done

@@ -85,7 +85,7 @@ func (z *nativeZstd) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	var out C.size_t
-	for out == 0 {
+	for stuck := 0; out == 0; {
 		atEOF := false
 		if z.br.Buffered() == 0 {
 			if _, err := z.br.Peek(1); err == io.EOF {
@@ -112,6 +112,14 @@ func (z *nativeZstd) Read(p []byte) (int, error) {
 			return int(out), z.err
 		}
 		z.inFrame = r != 0
+		if used == 0 && out == 0 && !atEOF {
+			// libzstd takes input or gives output whenever it can; a
+			// call that does neither twice over would loop for ever
+			if stuck++; stuck > 2 {
+				z.err = io.ErrNoProgress
+				return 0, z.err
+			}
+		}
 		if atEOF && out == 0 {
 			z.err = io.ErrUnexpectedEOF // reported as a truncation
 			return 0, z.err
