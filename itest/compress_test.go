@@ -404,3 +404,28 @@ func TestSpoolsInCacheCommands(t *testing.T) {
 		t.Errorf("spools left after cache clear: %v", spools)
 	}
 }
+
+// TestCompressedChecksumAtEnd: a zstd stream whose checksum (its last
+// four bytes) is wrong decodes to the end before the damage shows, so the
+// reads before it are served, and the read that reaches the end must
+// still fail: cat gets EIO, not a whole file that was never verified.
+func TestCompressedChecksumAtEnd(t *testing.T) {
+	needTools(t, "zstd")
+	dir := realTempDir(t)
+	data := csvOf(9, 12<<20)
+	writeAll(t, filepath.Join(dir, "x.csv"), data)
+	shIn(t, dir, "zstd -q -k x.csv && cp x.csv.zst bad.csv.zst && printf '\\377' | dd of=bad.csv.zst bs=1 seek=$(( $(stat -c %s bad.csv.zst) - 1 )) conv=notrunc status=none")
+	catalog := filepath.Join(dir, "catalog.yaml")
+	writeAll(t, catalog, []byte("sources:\n  x: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/x.csv.zst'}}\n  bad: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/bad.csv.zst'}}\n"))
+	d := mount(t, catalog)
+	if got := run(t, ioTimeout, "", "cat", d.path("x.csv")); got.err != nil || got.stdout != string(data) {
+		t.Fatalf("cat x.csv: %v, %d bytes (want %d)", got.err, len(got.stdout), len(data))
+	}
+	r := run(t, ioTimeout, "", "cat", d.path("bad.csv"))
+	if r.err == nil || !strings.Contains(r.stderr, "Input/output error") {
+		t.Errorf("cat of a zstd with a bad checksum: %v, stderr %q; want EIO", r.err, r.stderr)
+	}
+	if !bytes.HasPrefix(data, []byte(r.stdout)) || len(r.stdout) == len(data) {
+		t.Errorf("cat of a zstd with a bad checksum gave %d of %d bytes: want fewer, all the original's", len(r.stdout), len(data))
+	}
+}
