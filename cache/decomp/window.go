@@ -30,10 +30,11 @@ const windowChunks = 8
 // chunk is one buffer of the window: bytes [off, off+n) of the stream.
 type chunk struct {
 	// mu guards off and n. buf's bytes belong to the producer while n
-	// is 0 (it sets n to 0, fills buf with no lock held, then publishes
-	// off and n) and to readers while n > 0: a reader copies from buf
-	// only with mu read-locked and n > 0. Readers only TryRLock, and read
-	// the file when it is busy, so none waits for the producer.
+	// is 0 (its decodeAhead goroutine sets n to 0 and fills buf with no
+	// lock held; its writing loop then writes buf and publishes off and
+	// n) and to readers while n > 0: a reader copies from buf only with
+	// mu read-locked and n > 0. Readers only TryRLock, and read the file
+	// when it is busy, so none waits for the producer.
 	mu  sync.RWMutex
 	off int64
 	n   int
