@@ -233,6 +233,11 @@ type fileNode struct {
 	gofs.Inode
 	f   engine.File
 	log *slog.Logger
+
+	mu sync.Mutex // guards plainOpen; taken inside go-fuse's backingMu
+	// plainOpen counts this inode's open handles that are not
+	// passthrough (see handle.PassthroughFd).
+	plainOpen int
 }
 
 var _ = (gofs.NodeGetattrer)((*fileNode)(nil))
@@ -287,27 +292,44 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		// the complete spool is passthrough or keeps the page cache.
 		fuseFlags = fuse.FOPEN_DIRECT_IO
 	}
-	fh := &handle{h: h, node: n, log: n.log, direct: fuseFlags&fuse.FOPEN_DIRECT_IO != 0}
+	fh := &handle{h: h, node: n, log: n.log, direct: fuseFlags&fuse.FOPEN_DIRECT_IO != 0, fd: -1}
 	if lf, ok := h.(engine.LocalFiler); ok {
 		if f := lf.LocalFile(ctx); f != nil {
-			return &passthroughHandle{handle: fh, fd: int(f.Fd())}, fuseFlags, 0
+			fh.fd = int(f.Fd())
 		}
 	}
 	return fh, fuseFlags, 0
 }
 
-// passthroughHandle is an open file that is exactly one local file: where
-// the kernel allows it (root, Linux 6.9+), reads go straight to that file
-// without a round trip through this process; elsewhere go-fuse falls back
-// to Read.
-type passthroughHandle struct {
-	*handle
-	fd int
+var _ = (gofs.FilePassthroughFder)((*handle)(nil))
+
+// PassthroughFd offers the local file an open file is exactly (a
+// complete spool, a cached object): where the kernel allows it (root,
+// Linux 6.9+), reads then go straight to that file without a round trip
+// through this process.
+//
+// go-fuse asks only while the inode has no backing file; once one is
+// registered, every later open of the inode shares it. But go-fuse gives
+// up a reference to the backing file when ANY handle of the inode is
+// released, passthrough or not, and drops the backing file at zero: with
+// a plain handle (opened while the file was being decompressed) and a
+// passthrough one open side by side, closing the plain one dropped the
+// backing file under the other, and the kernel refused the next open
+// with EIO. So no backing file is offered while plain handles are open;
+// each handle that is answered "no" is counted as plain until released.
+func (h *handle) PassthroughFd() (int, bool) {
+	n := h.node
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if h.fd >= 0 && n.plainOpen == 0 {
+		return h.fd, true
+	}
+	if !h.plain {
+		h.plain = true
+		n.plainOpen++
+	}
+	return 0, false
 }
-
-var _ = (gofs.FilePassthroughFder)((*passthroughHandle)(nil))
-
-func (h *passthroughHandle) PassthroughFd() (int, bool) { return h.fd, true }
 
 var _ = (gofs.NodeSetattrer)((*fileNode)(nil))
 
@@ -323,6 +345,10 @@ type handle struct {
 	// reader as it is
 	direct bool
 	log    *slog.Logger
+	// fd is the local file the handle reads, for passthrough (-1: none)
+	fd int
+	// plain: counted in node.plainOpen (node.mu)
+	plain bool
 }
 
 var _ = (gofs.FileReader)((*handle)(nil))
@@ -345,6 +371,14 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 var _ = (gofs.FileReleaser)((*handle)(nil))
 
 func (h *handle) Release(ctx context.Context) syscall.Errno {
+	// go-fuse calls this before it gives up the handle's reference to the
+	// inode's backing file (see PassthroughFd)
+	h.node.mu.Lock()
+	if h.plain {
+		h.plain = false
+		h.node.plainOpen--
+	}
+	h.node.mu.Unlock()
 	if err := h.h.Close(); err != nil {
 		return toErrno(h.log, "release", "/"+h.node.Path(nil), err)
 	}

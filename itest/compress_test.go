@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -427,5 +428,59 @@ func TestCompressedChecksumAtEnd(t *testing.T) {
 	}
 	if !bytes.HasPrefix(data, []byte(r.stdout)) || len(r.stdout) == len(data) {
 		t.Errorf("cat of a zstd with a bad checksum gave %d of %d bytes: want fewer, all the original's", len(r.stdout), len(data))
+	}
+}
+
+// TestOpenAcrossSpoolCompletion: a handle opened while a compressed file
+// was being decompressed (served by the daemon) and one opened after
+// (passthrough to the complete spool, as root) live side by side; closing
+// the first must not break the second, nor any later open. go-fuse drops
+// an inode's backing file when any handle of the inode closes, and the
+// kernel then refused the next open with EIO.
+func TestOpenAcrossSpoolCompletion(t *testing.T) {
+	needTools(t, "zstd")
+	dir := realTempDir(t)
+	data := csvOf(11, 3<<20)
+	writeAll(t, filepath.Join(dir, "x.csv"), data)
+	shIn(t, dir, "zstd -q --rm x.csv")
+	catalog := filepath.Join(dir, "catalog.yaml")
+	writeAll(t, catalog, []byte("sources:\n  x: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/x.csv.zst'}}\n"))
+	d := mount(t, catalog)
+	readAll := func(f *os.File, what string) {
+		t.Helper()
+		got, err := withTimeout(t, what, func() (int, error) {
+			b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<40))
+			if err == nil && !bytes.Equal(b, data) {
+				err = fmt.Errorf("%d bytes, not the original's %d", len(b), len(data))
+			}
+			return len(b), err
+		})
+		if err != nil {
+			t.Fatalf("%s: %v (%d bytes)", what, err, got)
+		}
+	}
+	open := func(what string) *os.File {
+		t.Helper()
+		f, err := os.Open(d.path("x.csv"))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Cleanup(func() { f.Close() }) // before the unmount, on a failure too
+		return f
+	}
+	first := open("open while decompressing")
+	readAll(first, "read while decompressing")
+	time.Sleep(500 * time.Millisecond) // the spool is complete and kept
+	second := open("open of the complete spool")
+	first.Close()
+	readAll(second, "read of the second handle after the first closed")
+	for i := 0; i < 5; i++ {
+		f := open(fmt.Sprintf("open #%d after the first closed", i+3))
+		readAll(f, fmt.Sprintf("read #%d", i+3))
+		f.Close()
+	}
+	second.Close()
+	if r := run(t, ioTimeout, "", "cat", d.path("x.csv")); r.err != nil || r.stdout != string(data) {
+		t.Errorf("cat at the end: %v, %d bytes", r.err, len(r.stdout))
 	}
 }
