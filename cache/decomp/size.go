@@ -161,6 +161,11 @@ func (h *headerReader) corrupt(off int64, err error) error {
 // Frame_Content_Size.
 func zstdSize(r io.ReaderAt, n int64, maxReads int) (int64, bool, error) {
 	h := &headerReader{r: r, size: n, max: maxReads, c: Zstd}
+	if n == 0 {
+		// no frame at all: zstd -dc fails ("unexpected end of file"),
+		// and so does the decoder; an empty file is not a size-0 one
+		return h.done(h.corrupt(0, errTruncated))
+	}
 	var total, off int64
 	for off < n {
 		b, err := h.read(off, int(min(18, n-off))) // magic + the largest frame header

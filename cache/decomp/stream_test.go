@@ -246,6 +246,18 @@ func TestKnownSizeBadHeaders(t *testing.T) {
 	}
 }
 
+// An empty .zst is no zstd stream, as zstd -dc has it: no size 0 from
+// its (absent) headers, and reading it fails as truncated.
+func TestEmptyZstd(t *testing.T) {
+	n, ok, err := SizeOptions{MaxHeaderReads: 16}.KnownSize(context.Background(), Format{Compression: Zstd}, bytes.NewReader(nil), 0)
+	if ok || !errors.Is(err, ErrCorrupt) {
+		t.Errorf("KnownSize of an empty zstd file: %d, %v, %v; want ErrCorrupt", n, ok, err)
+	}
+	if _, err := io.ReadAll(NewReader(Zstd, bytes.NewReader(nil))); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("reading an empty zstd file: %v, want ErrCorrupt", err)
+	}
+}
+
 // NUL bytes between gzip members are skipped and the next member read, as
 // Python's gzip module (what Intake reads .gz with) does; the gzip tool
 // stops at them with a warning instead.
