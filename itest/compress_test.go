@@ -282,13 +282,7 @@ print("all", flush=True)
 // offset; the daemon keeps serving.
 func TestCompressedSeekAndDamage(t *testing.T) {
 	needTools(t, "gzip")
-	dir := realTempDir(t)
-	data := csvOf(7, 6<<20)
-	writeAll(t, filepath.Join(dir, "x.csv"), data)
-	shIn(t, dir, "gzip -k x.csv && head -c 900000 x.csv.gz > cut.csv.gz")
-	catalog := filepath.Join(dir, "catalog.yaml")
-	writeAll(t, catalog, []byte("sources:\n  x: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/x.csv.gz'}}\n  cut: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/cut.csv.gz'}}\n"))
-	d := mount(t, catalog)
+	d, data := mountMade(t, 7, 6<<20, "gzip -k x.csv && head -c 900000 x.csv.gz > cut.csv.gz", "x", "x.csv.gz", "cut", "cut.csv.gz")
 
 	f, err := os.Open(d.path("x.csv"))
 	if err != nil {
@@ -412,13 +406,8 @@ func TestSpoolsInCacheCommands(t *testing.T) {
 // still fail: cat gets EIO, not a whole file that was never verified.
 func TestCompressedChecksumAtEnd(t *testing.T) {
 	needTools(t, "zstd")
-	dir := realTempDir(t)
-	data := csvOf(9, 12<<20)
-	writeAll(t, filepath.Join(dir, "x.csv"), data)
-	shIn(t, dir, "zstd -q -k x.csv && cp x.csv.zst bad.csv.zst && printf '\\377' | dd of=bad.csv.zst bs=1 seek=$(( $(stat -c %s bad.csv.zst) - 1 )) conv=notrunc status=none")
-	catalog := filepath.Join(dir, "catalog.yaml")
-	writeAll(t, catalog, []byte("sources:\n  x: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/x.csv.zst'}}\n  bad: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/bad.csv.zst'}}\n"))
-	d := mount(t, catalog)
+	d, data := mountMade(t, 9, 12<<20, "zstd -q -k x.csv && cp x.csv.zst bad.csv.zst && printf '\\377' | dd of=bad.csv.zst bs=1 seek=$(( $(stat -c %s bad.csv.zst) - 1 )) conv=notrunc status=none",
+		"x", "x.csv.zst", "bad", "bad.csv.zst")
 	if got := run(t, ioTimeout, "", "cat", d.path("x.csv")); got.err != nil || got.stdout != string(data) {
 		t.Fatalf("cat x.csv: %v, %d bytes (want %d)", got.err, len(got.stdout), len(data))
 	}
@@ -439,13 +428,7 @@ func TestCompressedChecksumAtEnd(t *testing.T) {
 // kernel then refused the next open with EIO.
 func TestOpenAcrossSpoolCompletion(t *testing.T) {
 	needTools(t, "zstd")
-	dir := realTempDir(t)
-	data := csvOf(11, 3<<20)
-	writeAll(t, filepath.Join(dir, "x.csv"), data)
-	shIn(t, dir, "zstd -q --rm x.csv")
-	catalog := filepath.Join(dir, "catalog.yaml")
-	writeAll(t, catalog, []byte("sources:\n  x: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/x.csv.zst'}}\n"))
-	d := mount(t, catalog)
+	d, data := mountMade(t, 11, 3<<20, "zstd -q --rm x.csv", "x", "x.csv.zst")
 	readAll := func(f *os.File, what string) {
 		t.Helper()
 		got, err := withTimeout(t, what, func() (int, error) {
@@ -483,4 +466,23 @@ func TestOpenAcrossSpoolCompletion(t *testing.T) {
 	if r := run(t, ioTimeout, "", "cat", d.path("x.csv")); r.err != nil || r.stdout != string(data) {
 		t.Errorf("cat at the end: %v, %d bytes", r.err, len(r.stdout))
 	}
+}
+
+// mountMade writes a generated CSV of size bytes (seed) as x.csv in a new
+// directory, runs script there (the tools make the compressed files from
+// it), and mounts a catalog of one csv source per name and file pair.
+func mountMade(t *testing.T, seed uint64, size int, script string, nameFile ...string) (*daemon, []byte) {
+	t.Helper()
+	dir := realTempDir(t)
+	data := csvOf(seed, size)
+	writeAll(t, filepath.Join(dir, "x.csv"), data)
+	shIn(t, dir, script)
+	var cat strings.Builder
+	cat.WriteString("sources:\n")
+	for i := 0; i+1 < len(nameFile); i += 2 {
+		fmt.Fprintf(&cat, "  %s: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/%s'}}\n", nameFile[i], nameFile[i+1])
+	}
+	catalog := filepath.Join(dir, "catalog.yaml")
+	writeAll(t, catalog, []byte(cat.String()))
+	return mount(t, catalog), data
 }

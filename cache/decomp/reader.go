@@ -235,12 +235,7 @@ func (r *reader) init() error {
 		}
 		r.dec = &gzipMulti{br: r.br}
 	case Bzip2:
-		if _, err := r.br.Peek(1); err == io.EOF {
-			return errTruncated
-		} else if err != nil {
-			return err
-		}
-		if err := r.checkMagic(); err != nil {
+		if err := r.checkStart(); err != nil {
 			return err
 		}
 		r.dec = bzip2.NewReader(r.br)
@@ -271,22 +266,6 @@ func (r *reader) init() error {
 		}
 		r.dec = &xzEnd{r: x, src: r.src}
 	case Zstd:
-		if NativeZstd && ExternalZstd == "" {
-			if _, err := r.br.Peek(1); err == io.EOF {
-				return errTruncated // as the Go decoder and zstd -dc have it
-			} else if err != nil {
-				return err
-			}
-			if err := r.checkMagic(); err != nil {
-				return err
-			}
-			z, err := newNativeZstd(r.br)
-			if err != nil {
-				return err
-			}
-			r.dec, r.close = z, z.Close
-			return nil
-		}
 		if ExternalZstd != "" {
 			// before anything reads from r.src into r.br
 			e, err := newExternal(ExternalZstd, r.c, r.src)
@@ -296,13 +275,16 @@ func (r *reader) init() error {
 			r.dec, r.close, r.ext = e, e.Close, true
 			return nil
 		}
-		if _, err := r.br.Peek(1); err == io.EOF {
-			return errTruncated
-		} else if err != nil {
+		if err := r.checkStart(); err != nil {
 			return err
 		}
-		if err := r.checkMagic(); err != nil {
-			return err
+		if NativeZstd {
+			z, err := newNativeZstd(r.br)
+			if err != nil {
+				return err
+			}
+			r.dec, r.close = z, z.Close
+			return nil
 		}
 		d, err := zstd.NewReader(r.br,
 			zstd.WithDecoderConcurrency(zstdConcurrency),
@@ -314,12 +296,7 @@ func (r *reader) init() error {
 		r.dec = d
 		r.close = d.Close
 	case LZ4:
-		if _, err := r.br.Peek(1); err == io.EOF {
-			return errTruncated
-		} else if err != nil {
-			return err
-		}
-		if err := r.checkMagic(); err != nil {
+		if err := r.checkStart(); err != nil {
 			return err
 		}
 		r.dec = &lz4Reader{br: r.br}
@@ -331,6 +308,17 @@ func (r *reader) init() error {
 		return fmt.Errorf("compression %d: %w", r.c, ErrUnsupported)
 	}
 	return nil
+}
+
+// checkStart fails an empty input as truncated (as zstd -dc and bzip2 -dc
+// do; this package always held lz4 to it too), then checks the magic.
+func (r *reader) checkStart() error {
+	if _, err := r.br.Peek(1); err == io.EOF {
+		return errTruncated
+	} else if err != nil {
+		return err
+	}
+	return r.checkMagic()
 }
 
 // checkMagic fails at offset 0 when the input does not start with the
