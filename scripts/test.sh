@@ -33,9 +33,23 @@ go test -race -count=1 -timeout 30m ./... "$@"
 
 # Each fuzz target for a short while from its seed corpus: no panic, and
 # the round-trip properties hold.
+#
+# Go's fuzz coordinator (go1.26; golang/go#75804, fixed in go1.27) can fail
+# a run at the -fuzztime deadline with a bare "context deadline exceeded"
+# when a worker is busy at that instant (a loaded 2-core machine). Such a
+# failure writes no failing input; one that does is a finding and fails.
+fuzz() { # fuzz PKG TARGET
+	local out rc=0
+	echo "test: go test $1 -run '^\$' -fuzz '^$2\$' -fuzztime 10s" >&2
+	out="$(go test "$1" -run '^$' -fuzz "^$2\$" -fuzztime 10s 2>&1)" || rc=$?
+	printf '%s\n' "$out"
+	if [ "$rc" -ne 0 ] && grep -q 'context deadline exceeded' <<<"$out" && ! grep -q 'Failing input written' <<<"$out"; then
+		echo "test: $2 stopped by Go's fuzz deadline race (golang/go#75804), no failing input: not a finding" >&2
+		rc=0
+	fi
+	return "$rc"
+}
 for pt in engine:FuzzNameGrammar engine:FuzzRender engine:FuzzParseLiteral engine:FuzzFromPath \
 	engine:FuzzEncodeYAML cache/decomp:FuzzZstd; do
-	pkg="./${pt%%:*}" target="${pt#*:}"
-	echo "test: go test $pkg -run '^\$' -fuzz '^$target\$' -fuzztime 10s" >&2
-	go test "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime 10s
+	fuzz "./${pt%%:*}" "${pt#*:}"
 done
