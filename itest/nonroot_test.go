@@ -51,6 +51,13 @@ func TestMountAsNormalUser(t *testing.T) {
 	// the test binary's own directory is private to root: copy the daemon
 	bin := filepath.Join(base, "intakefs")
 	copyFile(t, binPath, bin, 0o755)
+	// nor need the checkout be: a clone under a 0700 directory (mktemp -d)
+	// is out of nobody's reach, so the catalog and its data are copied too
+	copyFile(t, vega("data/stocks.csv"), filepath.Join(base, "stocks.csv"), 0o644)
+	catalog := filepath.Join(base, "catalog.yaml")
+	if err := os.WriteFile(catalog, []byte("sources:\n  stocks:\n    driver: csv\n    args:\n      urlpath: '{{ CATALOG_DIR }}/stocks.csv'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	mnt := filepath.Join(base, "mnt")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
@@ -62,10 +69,11 @@ func TestMountAsNormalUser(t *testing.T) {
 		full := append([]string{"--reuid", "65534", "--regid", "65534", "--clear-groups"}, args...)
 		cmd := exec.Command("setpriv", full...)
 		cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp"}
+		cmd.Dir = base
 		return cmd
 	}
 	var out syncBuffer
-	cmd := asNobody(bin, "mount", demoCatalog, mnt)
+	cmd := asNobody(bin, "mount", catalog, mnt)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
