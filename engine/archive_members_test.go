@@ -37,6 +37,7 @@ func newLoggedFS(t *testing.T, dir, root string) (*FS, *syncBuf) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(f.Close)
 	return f, &logs
 }
 

@@ -335,6 +335,7 @@ func TestCorruptInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(f.Close)
 	for _, src := range []string{"trunc", "badzip"} {
 		got, err := readPath(t, f, src+".csv")
 		if !errors.Is(err, decomp.ErrCorrupt) {
@@ -385,6 +386,7 @@ func TestSpoolReuseAndLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(f.Close)
 		return f
 	}
 	f := open()
@@ -510,6 +512,7 @@ func TestOverLimitArchiveFailureRemembered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(f.Close)
 	f.TTL = time.Nanosecond // every lookup remakes its plan
 	if got := readNode(t, f, "x.csv"); !bytes.Equal(got, small) {
 		t.Fatal("x.csv: wrong bytes")

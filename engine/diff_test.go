@@ -255,6 +255,7 @@ func runEngineQuery(t *testing.T, dir string, c *diffCase, q diffQuery) *diffRes
 	if err != nil {
 		return fail(err)
 	}
+	t.Cleanup(f.Close)
 	f.Env.Getenv = getenv
 	ctx := context.Background()
 	n, err := f.Walk(ctx, q.Path)

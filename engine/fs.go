@@ -129,6 +129,9 @@ type FS struct {
 	stats func() any
 	// spools hold decompressed data (internally locked).
 	spools *spools
+	// prefetch builds nested catalogs' listings ahead of a tree walk
+	// (internally locked; see prefetch.go for the lock order).
+	prefetch prefetcher
 }
 
 type viewEntry struct {

@@ -36,6 +36,7 @@ sources:
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(f.Close)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()

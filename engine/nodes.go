@@ -32,6 +32,10 @@ type listing struct {
 	problems []string
 	// took is how long the listing took to build.
 	took time.Duration
+	// prefetched: built ahead of use (see prefetch.go) and not used yet.
+	// Such a listing is never changed: its first use replaces it in
+	// FS.listings with a copy that is not.
+	prefetched bool
 }
 
 // ttl is how long a listing is reused: the FS's TTL, but at least four
@@ -79,24 +83,76 @@ func (d *catalogDir) listing(ctx context.Context) (*View, *listing, error) {
 		return nil, nil, err
 	}
 	f := d.fs
+	ahead := isPrefetch(ctx)
 	f.mu.Lock()
-	l := f.listings[v.Ident]
+	if l := f.listings[v.Ident]; l != nil && l.cat == v.Cat {
+		fresh := time.Since(l.at) < l.ttl(f.TTL)
+		if l.prefetched {
+			fresh = time.Since(l.at) < prefetchFresh
+		}
+		if fresh {
+			if !ahead {
+				l = f.claimLocked(v.Ident, l)
+			}
+			f.mu.Unlock()
+			return v, l, nil
+		}
+	}
 	f.mu.Unlock()
-	if l != nil && l.cat == v.Cat && time.Since(l.at) < l.ttl(f.TTL) {
+	for {
+		// Concurrent first lookups in one directory build its listing
+		// once, and a reader joins a build ahead in progress.
+		built, _, _ := f.flight.Do("listing\x00"+v.Ident, func() (any, error) {
+			l := f.buildListing(ctx, v)
+			if l == nil {
+				return l, nil // a build ahead that met remote data
+			}
+			l.prefetched = ahead
+			f.mu.Lock()
+			if len(f.listings) > 10000 {
+				f.listings = map[string]*listing{}
+				f.prefetch.forgetUnused()
+			}
+			if old := f.listings[v.Ident]; old != nil && old.prefetched {
+				f.prefetch.used()
+			}
+			f.listings[v.Ident] = l
+			if ahead {
+				f.prefetch.built()
+			}
+			f.mu.Unlock()
+			return l, nil
+		})
+		l := built.(*listing)
+		if ahead {
+			return v, l, nil
+		}
+		if l == nil {
+			continue // joined a build ahead that gave up: build it here
+		}
+		if l.prefetched {
+			f.mu.Lock()
+			l = f.claimLocked(v.Ident, l)
+			f.mu.Unlock()
+		}
 		return v, l, nil
 	}
-	// Concurrent first lookups in one directory build its listing once.
-	built, _, _ := f.flight.Do("listing\x00"+v.Ident, func() (any, error) {
-		l := f.buildListing(ctx, v)
-		f.mu.Lock()
-		if len(f.listings) > 10000 {
-			f.listings = map[string]*listing{}
-		}
-		f.listings[v.Ident] = l
-		f.mu.Unlock()
-		return l, nil
-	})
-	return v, built.(*listing), nil
+}
+
+// claimLocked is the first use of a listing: one built ahead is replaced
+// by a copy that counts as built now. f.mu held.
+func (f *FS) claimLocked(ident string, l *listing) *listing {
+	if !l.prefetched {
+		return l
+	}
+	c := *l
+	c.prefetched = false
+	c.at = time.Now()
+	if f.listings[ident] == l {
+		f.listings[ident] = &c
+		f.prefetch.used()
+	}
+	return &c
 }
 
 func (d *catalogDir) ReadDir(ctx context.Context) ([]Node, error) {
@@ -104,6 +160,9 @@ func (d *catalogDir) ReadDir(ctx context.Context) ([]Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// a reader that lists a catalog is likely to walk into its nested
+	// catalogs next
+	d.fs.prefetchChildren(l)
 	return l.order, nil
 }
 
@@ -250,6 +309,7 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 		nodes    []Node
 		where    string
 		problems []string
+		remote   bool // a build ahead of use met remote data
 	}
 	results := make([]built, len(v.Cat.Entries))
 	sem := make(chan struct{}, listingParallelism)
@@ -268,10 +328,15 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 		sem <- struct{}{}
 		go func(i int, e *Entry) {
 			defer func() { <-sem; wg.Done() }()
-			results[i].nodes, results[i].problems = f.entryNodes(ctx, v, e, results[i].where)
+			results[i].nodes, results[i].problems, results[i].remote = f.entryNodes(ctx, v, e, results[i].where)
 		}(i, e)
 	}
 	wg.Wait()
+	for _, b := range results {
+		if b.remote {
+			return nil
+		}
+	}
 	// stamped when done: a build that takes longer than the TTL must not
 	// be stale on arrival
 	l.at = time.Now()
@@ -289,8 +354,9 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 const listingParallelism = 16
 
 // entryNodes are the names one source shows: its directory, its data and
-// the data of its allowed variants.
-func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) ([]Node, []string) {
+// the data of its allowed variants. remote: this is a build ahead of use
+// (isPrefetch) and the source's data is remote, so nothing was built.
+func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) (nodes []Node, problems []string, remote bool) {
 	shown := EncodeName(e.Name)
 	r, err := f.Env.Render(v, e, nil)
 	if err != nil {
@@ -301,20 +367,23 @@ func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) ([
 		return []Node{
 			&sourceDir{fs: f, name: shown, view: v, entry: e, err: err},
 			&dataFile{fs: f, name: shown + "." + ext, ident: v.Ident + "/" + e.Name, err: err},
-		}, []string{fmt.Sprintf("%s: with its default parameters: %v", where, err)}
+		}, []string{fmt.Sprintf("%s: with its default parameters: %v", where, err)}, false
+	}
+	_, _, hasData := urlArg(r)
+	if isPrefetch(ctx) && remoteData(r) {
+		return nil, nil, true
 	}
 	// describe.yaml and metadata.json are made here, in parallel with the
 	// other entries, while the reader waits for this listing anyway: a
 	// walk stats both in every source directory next, one request at a
 	// time (10% off a find of 10,000 sources on 2 cores)
 	r.files()
-	nodes := []Node{&sourceDir{fs: f, name: shown, r: r}}
-	if _, _, ok := urlArg(r); !ok {
-		return nodes, nil // no data to show: the directory describes it
+	nodes = []Node{&sourceDir{fs: f, name: shown, r: r}}
+	if !hasData {
+		return nodes, nil, false // no data to show: the directory describes it
 	}
 	def := f.dataNode(ctx, v, e, shown+"."+dataExt(r), r, nil)
 	nodes = append(nodes, def)
-	var problems []string
 	if p, err := f.plan(ctx, r); err != nil {
 		if msg := err.Error(); strings.HasPrefix(msg, where) {
 			problems = append(problems, msg) // it names the entry already
@@ -334,11 +403,14 @@ func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) ([
 		// a directory of parts: its variants must be planned to be shown
 		for i, n := range vars {
 			if lz, ok := n.(*dataFile); ok {
+				if isPrefetch(ctx) && remoteData(lz.r) {
+					return nil, nil, true
+				}
 				vars[i] = f.dataNode(ctx, v, e, lz.name, lz.r, nil)
 			}
 		}
 	}
-	return append(nodes, vars...), problems
+	return append(nodes, vars...), problems, false
 }
 
 // variants are the data files for the values of parameters with an

@@ -116,6 +116,7 @@ sources:
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(f.Close)
 	if _, err := f.Describe(context.Background(), "s"); err == nil || !strings.Contains(err.Error(), "leads outside") {
 		t.Fatalf("--param base=../elsewhere: %v", err)
 	}

@@ -53,6 +53,7 @@ sources:
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(f.Close)
 	if got := readNode(t, f, "plain.bin"); !bytes.Equal(got, plain) {
 		t.Fatal("plain.bin differs")
 	}

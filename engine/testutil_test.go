@@ -31,6 +31,7 @@ func newFS(t *testing.T, dir, root string) *FS {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(f.Close)
 	return f
 }
 

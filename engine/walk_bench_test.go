@@ -20,6 +20,7 @@ func BenchmarkWalkTree(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(f.Close)
 		var walk func(d Dir) int
 		walk = func(d Dir) int {
 			n := 0

@@ -169,6 +169,7 @@ files through the mount.`,
 			if err != nil {
 				return err
 			}
+			defer tree.Close()
 			ctx := context.Background()
 			var refs []engine.ObjectRef
 			for _, p := range args[1:] {

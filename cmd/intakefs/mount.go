@@ -64,6 +64,7 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			if err != nil {
 				return err
 			}
+			defer tree.Close()
 			cfg.Log = log
 			cfg.Debug = debugFuse
 			srv, err := ifs.Mount(mnt, tree, cfg)

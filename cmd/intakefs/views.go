@@ -23,6 +23,7 @@ func newLsCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer tree.Close()
 			p := ""
 			if len(args) == 2 {
 				p = args[1]
@@ -84,6 +85,7 @@ func newDescribeCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer tree.Close()
 			p := ""
 			if len(args) == 2 {
 				p = args[1]
@@ -108,6 +110,7 @@ func newCatCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer tree.Close()
 			ctx := context.Background()
 			n, err := tree.Walk(ctx, args[1])
 			if err != nil {
