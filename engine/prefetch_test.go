@@ -95,7 +95,7 @@ func TestPrefetchNestedListings(t *testing.T) {
 `, srv.URL),
 		"a.yaml": local(1), "b.yaml": local(2), "c.yaml": local(3),
 		// local catalog, one local and one remote source
-		"mixed.yaml": local(4) + fmt.Sprintf("  d:\n    driver: csv\n    args: {urlpath: '%s/d.csv'}\n", srv.URL),
+		"mixed.yaml":  local(4) + fmt.Sprintf("  d:\n    driver: csv\n    args: {urlpath: '%s/d.csv'}\n", srv.URL),
 		"data/s0.csv": "x\n0\n", "data/s1.csv": "x\n1\n", "data/s2.csv": "x\n2\n",
 		"data/s3.csv": "x\n3\n", "data/s4.csv": "x\n4\n",
 	}
