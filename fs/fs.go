@@ -34,6 +34,9 @@ type Config struct {
 	Options         []string // extra -o options
 	Debug           bool
 	Log             *slog.Logger
+	// Observer, if set, is told of every request (for --metrics-addr);
+	// without one no request pays for being counted.
+	Observer Observer
 }
 
 // DefaultConfig returns the documented defaults.
@@ -82,7 +85,10 @@ func Mount(dir string, tree *engine.FS, cfg Config) (*fuse.Server, error) {
 			ExtraCapabilities: fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 		},
 	}
-	raw := &noOpendir{RawFileSystem: &pageReads{RawFileSystem: gofs.NewNodeFS(root, opts)}}
+	var raw fuse.RawFileSystem = &noOpendir{RawFileSystem: &pageReads{RawFileSystem: gofs.NewNodeFS(root, opts)}}
+	if cfg.Observer != nil {
+		raw = &observed{RawFileSystem: raw, obs: cfg.Observer}
+	}
 	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
 		return nil, err

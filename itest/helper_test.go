@@ -13,36 +13,13 @@ import (
 // mount.fuse3 runs "intakefs CATALOG MOUNTPOINT -o OPTIONS" and expects it
 // to return once mounted, leaving the daemon in the background.
 func TestMountHelper(t *testing.T) {
-	needBinary(t)
 	needVega(t)
-	helper, err := exec.LookPath("mount.fuse3")
-	if err != nil {
-		unavailable(t, "mount.fuse3 (Debian fuse3) not found: %v", err)
-	}
+	h := newMountHelper(t)
 	dir := realTempDir(t)
-	mnt := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mnt := h.mountPoint(t, dir)
 	logFile := filepath.Join(dir, "intakefs.log")
-	env := append(os.Environ(), "PATH="+filepath.Dir(binPath)+":"+os.Getenv("PATH"))
-	unmount := func() {
-		for _, c := range [][]string{{"umount", mnt}, {"fusermount3", "-u", mnt}} {
-			if exec.Command(c[0], c[1:]...).Run() == nil {
-				return
-			}
-		}
-	}
-	t.Cleanup(func() {
-		if isMounted(mnt) {
-			unmount()
-			lazyUnmount(mnt)
-		}
-	})
 
-	cmd := exec.Command(helper, demoCatalog, mnt, "-t", "intakefs", "-o", "ro,nodev,param.json_encoding=latin-1,log_file="+logFile)
-	cmd.Env = env
-	out, err := cmd.CombinedOutput()
+	out, err := h.mount(demoCatalog, mnt, "ro,nodev,param.json_encoding=latin-1,log_file="+logFile)
 	if err != nil {
 		t.Fatalf("mount.fuse3: %v\n%s", err, out)
 	}
@@ -59,7 +36,66 @@ func TestMountHelper(t *testing.T) {
 	if b, _ := os.ReadFile(logFile); !strings.Contains(string(b), "mounted") {
 		t.Errorf("log_file has no start-up line: %q", b)
 	}
-	unmount()
+	h.unmount(t, mnt)
+
+	// A catalog that does not exist: one line of error, non-zero, nothing mounted.
+	out, err = h.mount(filepath.Join(dir, "missing.yaml"), mnt, "ro")
+	if err == nil {
+		t.Fatalf("mounting a missing catalog succeeded:\n%s", out)
+	}
+	if msg := strings.TrimSpace(string(out)); strings.Count(msg, "\n") > 0 || !strings.Contains(msg, "missing.yaml") {
+		t.Errorf("want one line naming missing.yaml, got:\n%s", msg)
+	}
+	if isMounted(mnt) {
+		t.Errorf("%s mounted after a failed mount", mnt)
+	}
+}
+
+// mountHelper runs mount.fuse3 with this build of intakefs as the helper
+// of type fuse.intakefs, as an fstab entry would.
+type mountHelper struct {
+	path string
+	env  []string
+}
+
+func newMountHelper(t *testing.T) *mountHelper {
+	t.Helper()
+	needBinary(t)
+	path, err := exec.LookPath("mount.fuse3")
+	if err != nil {
+		unavailable(t, "mount.fuse3 (Debian fuse3) not found: %v", err)
+	}
+	return &mountHelper{path: path, env: append(os.Environ(), "PATH="+filepath.Dir(binPath)+":"+os.Getenv("PATH"))}
+}
+
+// mountPoint makes dir/mnt, unmounted at the end of the test.
+func (h *mountHelper) mountPoint(t *testing.T, dir string) string {
+	t.Helper()
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if isMounted(mnt) {
+			umount(mnt)
+			lazyUnmount(mnt)
+		}
+	})
+	return mnt
+}
+
+// mount runs "mount.fuse3 CATALOG MNT -t intakefs -o OPTS": it returns
+// once the background daemon has mounted, or failed.
+func (h *mountHelper) mount(catalog, mnt, opts string) ([]byte, error) {
+	cmd := exec.Command(h.path, catalog, mnt, "-t", "intakefs", "-o", opts)
+	cmd.Env = h.env
+	return cmd.CombinedOutput()
+}
+
+// unmount unmounts mnt and waits for its background daemon to exit.
+func (h *mountHelper) unmount(t *testing.T, mnt string) {
+	t.Helper()
+	umount(mnt)
 	deadline := time.Now().Add(stopTimeout)
 	for daemonServing(mnt) {
 		if time.Now().After(deadline) {
@@ -70,19 +106,13 @@ func TestMountHelper(t *testing.T) {
 	if isMounted(mnt) {
 		t.Fatalf("%s still mounted", mnt)
 	}
+}
 
-	// A catalog that does not exist: one line of error, non-zero, nothing mounted.
-	cmd = exec.Command(helper, filepath.Join(dir, "missing.yaml"), mnt, "-t", "intakefs", "-o", "ro")
-	cmd.Env = env
-	out, err = cmd.CombinedOutput()
-	if err == nil {
-		t.Fatalf("mounting a missing catalog succeeded:\n%s", out)
-	}
-	if msg := strings.TrimSpace(string(out)); strings.Count(msg, "\n") > 0 || !strings.Contains(msg, "missing.yaml") {
-		t.Errorf("want one line naming missing.yaml, got:\n%s", msg)
-	}
-	if isMounted(mnt) {
-		t.Errorf("%s mounted after a failed mount", mnt)
+func umount(mnt string) {
+	for _, c := range [][]string{{"umount", mnt}, {"fusermount3", "-u", mnt}} {
+		if exec.Command(c[0], c[1:]...).Run() == nil {
+			return
+		}
 	}
 }
 

@@ -15,11 +15,13 @@ import (
 	"github.com/spf13/cobra"
 
 	ifs "github.com/intakefs/intakefs/fs"
+	"github.com/intakefs/intakefs/internal/metrics"
 )
 
 func newMountCmd(g *globalFlags) *cobra.Command {
 	cfg := ifs.DefaultConfig()
 	var debugFuse bool
+	var metricsAddr string
 	var cf cacheFlags
 	c := &cobra.Command{
 		Use:   "mount CATALOG MOUNTPOINT",
@@ -37,6 +39,16 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			// process and leave a dead mount behind.
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+			ms, err := listenMetrics(metricsAddr)
+			if err != nil {
+				return err
+			}
+			var fuseMetrics *metrics.FUSE
+			if ms != nil {
+				defer ms.Close()
+				fuseMetrics = metrics.NewFUSE()
+				cfg.Observer = fuseMetrics
+			}
 			st, err := os.Stat(mnt)
 			if errors.Is(err, syscall.ENOTCONN) {
 				// a FUSE mount whose daemon died: clear it away first
@@ -92,6 +104,12 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			if g.logFile != "" {
 				log.Info("mounted", "catalog", catalog, "mountpoint", mnt)
 			}
+			if ms != nil {
+				ms.Serve(metrics.NewRegistry(statsReader(tree), fuseMetrics), log)
+				// at info, which is the default: with port 0 this line is
+				// the only way to learn the port
+				log.Info("metrics at " + ms.URL())
+			}
 			notifyReady()
 			forced := make(chan struct{})
 			go func() {
@@ -126,6 +144,10 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			case <-done:
 			case <-forced:
 			}
+			if ms != nil {
+				// before the cache and the tree it reads are closed
+				ms.Close()
+			}
 			time.Sleep(10 * time.Millisecond)
 			return nil
 		},
@@ -138,6 +160,7 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 	f.DurationVar(&cfg.AttrTimeout, "attr-timeout", cfg.AttrTimeout, "how long the kernel may cache attributes")
 	f.DurationVar(&cfg.NegativeTimeout, "negative-timeout", cfg.NegativeTimeout, "how long the kernel may cache a missing name")
 	f.BoolVar(&debugFuse, "debug-fuse", false, "log every FUSE request")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (port 0: a free port, logged at info level)")
 	return c
 }
 
