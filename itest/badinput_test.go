@@ -157,17 +157,19 @@ func TestMountFailures(t *testing.T) {
 	}
 	cases := []struct {
 		name, catalog, mnt string
+		extra              []string
 	}{
-		{"missing catalog", filepath.Join(dir, "nosuch.yaml"), existing},
-		{"missing mount point", demoCatalog, filepath.Join(dir, "nosuch", "mnt")},
-		{"mount point is a file", demoCatalog, notDir},
+		{"missing catalog", filepath.Join(dir, "nosuch.yaml"), existing, nil},
+		{"missing mount point", demoCatalog, filepath.Join(dir, "nosuch", "mnt"), nil},
+		{"mount point is a file", demoCatalog, notDir, nil},
+		{"read-write asked for", demoCatalog, existing, []string{"--read-only=false"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := len(mountPoints())
 			start := time.Now()
 			r := run(t, 60*time.Second, "", binPath,
-				append([]string{"mount", c.catalog, c.mnt}, cacheArgs(t, filepath.Join(dir, "cache"))...)...)
+				append(append([]string{"mount", c.catalog, c.mnt}, c.extra...), cacheArgs(t, filepath.Join(dir, "cache"))...)...)
 			if isMounted(c.mnt) {
 				lazyUnmount(c.mnt)
 				t.Errorf("%s is mounted", c.mnt)
@@ -192,6 +194,8 @@ func TestMountFailures(t *testing.T) {
 			want := c.catalog
 			if strings.Contains(c.name, "mount point") {
 				want = c.mnt
+			} else if len(c.extra) > 0 {
+				want = c.extra[0]
 			}
 			if !strings.Contains(msg, filepath.Base(want)) {
 				t.Errorf("error %q does not name %s", msg, want)

@@ -72,7 +72,8 @@ func expected(t *testing.T, f demoFile) []byte {
 
 func TestDemoListing(t *testing.T) {
 	needVega(t)
-	d := mount(t, demoCatalog)
+	// --read-only as rclone mount takes it: accepted, and what it always is
+	d := mount(t, demoCatalog, "--read-only")
 
 	t.Run("ready message", func(t *testing.T) {
 		want := "mounted " + demoCatalog + " at " + d.Mnt

@@ -22,6 +22,7 @@ func newMountCmd(g *globalFlags) *cobra.Command {
 	cfg := ifs.DefaultConfig()
 	var debugFuse bool
 	var metricsAddr string
+	readOnly := true
 	var cf cacheFlags
 	c := &cobra.Command{
 		Use:   "mount CATALOG MOUNTPOINT",
@@ -34,6 +35,9 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			catalog, mnt := args[0], args[1]
+			if !readOnly {
+				return errors.New("--read-only=false: intakefs mounts are always read-only")
+			}
 			// Signals are ours from the start: one that arrives between
 			// the mount appearing and here must unmount, not kill the
 			// process and leave a dead mount behind.
@@ -160,6 +164,9 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 	f.DurationVar(&cfg.AttrTimeout, "attr-timeout", cfg.AttrTimeout, "how long the kernel may cache attributes")
 	f.DurationVar(&cfg.NegativeTimeout, "negative-timeout", cfg.NegativeTimeout, "how long the kernel may cache a missing name")
 	f.BoolVar(&debugFuse, "debug-fuse", false, "log every FUSE request")
+	// rclone mount's flag: a user's habit, or a script written for rclone,
+	// passes it; it is what intakefs always does
+	f.BoolVar(&readOnly, "read-only", true, "mount read-only (always; accepted as rclone mount takes it)")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (port 0: a free port, logged at info level)")
 	return c
 }
