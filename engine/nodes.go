@@ -312,7 +312,13 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 		remote   bool // a build ahead of use met remote data
 	}
 	results := make([]built, len(v.Cat.Entries))
-	sem := make(chan struct{}, listingParallelism)
+	par := listingParallelism
+	if isPrefetch(ctx) {
+		// nothing remote to wait for, and a walk in progress wants the
+		// other core: one entry at a time, on the builder's goroutine
+		par = 1
+	}
+	sem := make(chan struct{}, par)
 	var wg sync.WaitGroup
 	for i, e := range v.Cat.Entries {
 		if e.Name == "" {
@@ -322,6 +328,13 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 		results[i].where = fmt.Sprintf("%s:%d: source %q", e.File, e.Line, e.Name)
 		if e.IsCatalog() {
 			results[i].nodes = []Node{&catalogDir{fs: f, name: EncodeName(e.Name), ident: v.Ident + "/" + e.Name, parent: v, entry: e}}
+			continue
+		}
+		if par == 1 {
+			results[i].nodes, results[i].problems, results[i].remote = f.entryNodes(ctx, v, e, results[i].where)
+			if results[i].remote {
+				return nil
+			}
 			continue
 		}
 		wg.Add(1)
