@@ -83,7 +83,13 @@ var zstdConcurrency = 1
 // among others); it does not close src.
 func NewReader(c Compression, src io.Reader) io.ReadCloser {
 	cr := &countReader{r: src}
-	r := &reader{c: c, src: cr, br: bufio.NewReaderSize(cr, ioBufSize)}
+	size := ioBufSize
+	if s, ok := src.(interface{ Size() int64 }); ok && s.Size() < int64(size) {
+		// a zip member or a small file: a tar or zip of thousands of
+		// small members opens a reader for each
+		size = int(max(s.Size()+1, 4096))
+	}
+	r := &reader{c: c, src: cr, br: bufio.NewReaderSize(cr, size)}
 	return r
 }
 

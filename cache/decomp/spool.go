@@ -223,6 +223,11 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 	if cfg.ChunkSize <= 0 {
 		cfg.ChunkSize = 1 << 20
 	}
+	if e := cfg.ExpectedSize; e >= 0 && e < int64(cfg.ChunkSize) {
+		// a small stream (a zip member) needs no window of megabytes:
+		// an archive of thousands of them opens a spool for each
+		cfg.ChunkSize = int(max(e+directAlign-1, directAlign) / directAlign * directAlign)
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package decomp
 import (
 	"bufio"
 	"bytes"
+	stdgzip "compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -466,5 +467,46 @@ func TestSpoolWritePaths(t *testing.T) {
 			t.Run("transient", TestSpoolTransientError)
 			t.Run("expected", TestSpoolExpectedSize)
 		})
+	}
+}
+
+// A small stream of known size (a zip member) gets a window sized to it,
+// not megabytes, and a stream that is longer or shorter than its size is
+// still damage.
+func TestSpoolSmallStream(t *testing.T) {
+	for _, size := range []int{1, 10, 4096, 5000, 300 << 10} {
+		data := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
+		var gz bytes.Buffer
+		w := stdgzip.NewWriter(&gz)
+		w.Write(data)
+		w.Close()
+		var calls atomic.Int32
+		open := opener(Gzip, bytes.NewReader(gz.Bytes()), int64(gz.Len()), &calls)
+		sp, err := OpenSpool(SpoolConfig{Dir: t.TempDir(), Key: "k", ExpectedSize: int64(size), Open: open})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := sp.cfg.ChunkSize; c < size || c >= size+directAlign || c%directAlign != 0 {
+			t.Errorf("size %d: chunk size %d, want the size rounded up to %d", size, c, directAlign)
+		}
+		checkRead(t, sp, data, 0, size+100)
+		checkRead(t, sp, data, int64(size/2), 7)
+		if n, err := sp.Fill(context.Background()); err != nil || n != int64(size) {
+			t.Errorf("size %d: Fill %d, %v", size, n, err)
+		}
+		sp.Close()
+		for _, wrong := range []int64{int64(size) - 1, int64(size) + 1} {
+			if wrong < 0 {
+				continue
+			}
+			sp, err := OpenSpool(SpoolConfig{Dir: t.TempDir(), Key: "k", ExpectedSize: wrong, Open: open})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sp.Fill(context.Background()); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("size %d recorded as %d: Fill: %v, want ErrCorrupt", size, wrong, err)
+			}
+			sp.Close()
+		}
 	}
 }
