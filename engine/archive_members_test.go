@@ -213,6 +213,37 @@ with tarfile.open("many.tar", "w") as t:
 			}
 		})
 	}
+	// the 300 deflated members were each decompressed by a stream of its
+	// own; the zip's directory was parsed for them once
+	if n := f.zips.parsed.Load(); n != 1 {
+		t.Errorf("the deflated zip's directory was parsed %d times, want once", n)
+	}
+}
+
+// At most zipDirsKept parsed directories are kept, the least recently
+// used forgotten first.
+func TestZipDirsKept(t *testing.T) {
+	var zs zipDirs
+	key := func(i int) string { return fmt.Sprintf("z%d", i) }
+	for i := 0; i < zipDirsKept; i++ {
+		zs.add(key(i), &decomp.ZipArchive{})
+	}
+	zs.mu.Lock()
+	zs.touchLocked(key(0)) // used again: now the most recent
+	zs.mu.Unlock()
+	zs.add(key(zipDirsKept), &decomp.ZipArchive{})
+	if len(zs.m) != zipDirsKept || len(zs.order) != zipDirsKept {
+		t.Fatalf("%d kept (%d in order), want %d", len(zs.m), len(zs.order), zipDirsKept)
+	}
+	if zs.m[key(1)] != nil {
+		t.Error("the least recently used directory is still kept")
+	}
+	if zs.m[key(0)] == nil || zs.m[key(zipDirsKept)] == nil {
+		t.Error("a recently used directory was forgotten")
+	}
+	if zs.order[len(zs.order)-1] != key(zipDirsKept) || zs.order[len(zs.order)-2] != key(0) {
+		t.Errorf("order %v", zs.order)
+	}
 }
 
 // TestDuplicateMemberNames: members whose names are (or clean to) one

@@ -508,12 +508,7 @@ func (f *FS) streamOpener(store remote.Store, it *Item) func(ctx context.Context
 		}
 		ra := ctxReaderAt{ctx, r}
 		if format.Archive == decomp.Zip && member != nil {
-			z, err := decomp.OpenZip(ra, obj.Size)
-			if err != nil {
-				r.Close()
-				return nil, err
-			}
-			rc, err := z.Open(*member)
+			rc, err := f.zipMember(ctx, store, obj, *member, ra)
 			if err != nil {
 				r.Close()
 				return nil, err

@@ -132,6 +132,9 @@ type FS struct {
 	// prefetch builds nested catalogs' listings ahead of a tree walk
 	// (internally locked; see prefetch.go for the lock order).
 	prefetch prefetcher
+	// zips keeps parsed zip directories for the opens of their members
+	// (internally locked; see zipdirs.go).
+	zips zipDirs
 }
 
 type viewEntry struct {

@@ -209,7 +209,13 @@ var zipMethods = map[uint16]Compression{
 
 // Open streams a member's decompressed bytes; its CRC-32 and size are
 // checked at the end (a mismatch is ErrCorrupt, as is damage on the way).
-func (z *ZipArchive) Open(m Member) (io.ReadCloser, error) {
+func (z *ZipArchive) Open(m Member) (io.ReadCloser, error) { return z.OpenIn(m, z.r) }
+
+// OpenIn is Open reading the member's bytes from r, a reader of the same
+// object as the archive's own (one whose reads a caller can cancel): an
+// archive's directory, read once, serves the opens of all its members.
+// The archive's reader is still used for the member's local header.
+func (z *ZipArchive) OpenIn(m Member, r io.ReaderAt) (io.ReadCloser, error) {
 	f, err := z.file(m)
 	if err != nil {
 		return nil, err
@@ -228,7 +234,7 @@ func (z *ZipArchive) Open(m Member) (io.ReadCloser, error) {
 	if f.CompressedSize64 > math.MaxInt64-uint64(off) {
 		return nil, z.corrupt(f, errors.New("compressed size out of range"))
 	}
-	src := io.NewSectionReader(z.r, off, int64(f.CompressedSize64))
+	src := io.NewSectionReader(r, off, int64(f.CompressedSize64))
 	rd := NewReader(c, src).(*reader)
 	return &zipMember{r: rd, h: crc32.NewIEEE(), want: f.CRC32, size: m.Size, name: f.Name}, nil
 }

@@ -398,3 +398,83 @@ func TestCleanNameAndFilter(t *testing.T) {
 		t.Error("look-ahead accepted")
 	}
 }
+
+// countingReaderAt counts the reads made through it.
+type countingReaderAt struct {
+	r     io.ReaderAt
+	reads atomic.Int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	c.reads.Add(1)
+	return c.r.ReadAt(p, off)
+}
+
+// OpenIn reads a member's bytes from the reader it is given: the
+// directory parsed once (through its own reader) serves every member,
+// and only the member's local header is read through the archive's
+// reader. Damage in the bytes read is still caught by the CRC.
+func TestZipOpenIn(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	files := writeTree(t, src)
+	zp := filepath.Join(dir, "x.zip")
+	runIn(t, src, "zip", "-q", "-r", zp, ".")
+	raw, err := os.ReadFile(zp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := &countingReaderAt{r: bytes.NewReader(raw)}
+	z, err := OpenZip(own, int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tested := 0
+	for _, m := range z.Members() {
+		if m.Type != Regular || len(files[m.Name]) < 100 {
+			continue
+		}
+		tested++
+		other := &countingReaderAt{r: bytes.NewReader(raw)}
+		before := own.reads.Load()
+		rc, err := z.OpenIn(m, other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, files[m.Name]) {
+			t.Fatalf("%s: %d bytes, %v", m.Name, len(got), err)
+		}
+		if n := own.reads.Load() - before; n > 1 {
+			t.Errorf("%s: %d reads through the archive's reader, want the local header's one", m.Name, n)
+		}
+		if other.reads.Load() == 0 {
+			t.Errorf("%s: nothing read through the reader given", m.Name)
+		}
+		// the same member from a copy whose bytes were damaged
+		bad := bytes.Clone(raw)
+		sr, ok, _ := z.ReaderAt(m)
+		if ok {
+			_, off, _ := sr.Outer()
+			bad[off+10] ^= 0xff
+		} else {
+			// deflated: damage the middle of the compressed bytes
+			f, _ := z.file(m)
+			off, _ := f.DataOffset()
+			bad[off+int64(f.CompressedSize64)/2] ^= 0xff
+		}
+		rc, err = z.OpenIn(m, bytes.NewReader(bad))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.ReadAll(rc)
+		rc.Close()
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: damaged bytes read %v, want ErrCorrupt", m.Name, err)
+		}
+	}
+	if tested < 2 {
+		t.Fatalf("only %d members tested", tested)
+	}
+}
