@@ -1,6 +1,12 @@
 package itest
 
 import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +59,56 @@ func TestCLI(t *testing.T) {
 			if diff := sameBytes([]byte(r.stdout), readFile(t, vega(c.orig))); diff != "" {
 				t.Errorf("intakefs cat %s: %s", c.path, diff)
 			}
+		}
+	})
+
+	// The bytes before damage come out, as gzip -dc gives them, and then
+	// the error: a CLI that buffers its output must not drop its last
+	// buffer on the way out.
+	t.Run("cat of damaged data", func(t *testing.T) {
+		dir := realTempDir(t)
+		t.Setenv("INTAKE_CACHE_DIR", filepath.Join(dir, "cache"))
+		var b bytes.Buffer
+		rng := rand.New(rand.NewPCG(6, 2))
+		b.WriteString("id,v\n")
+		for i := 0; b.Len() < 3<<20; i++ {
+			fmt.Fprintf(&b, "%d,%d\n", i, rng.Uint64())
+		}
+		csv := filepath.Join(dir, "t.csv")
+		if err := os.WriteFile(csv, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("gzip", "-k", csv).CombinedOutput(); err != nil {
+			t.Fatalf("gzip: %v %s", err, out)
+		}
+		gz, err := os.ReadFile(csv + ".gz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(csv+".gz", gz[:len(gz)*3/5], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := exec.Command("gzip", "-dc", csv+".gz").Output() // fails at the cut, after its bytes
+		if len(want) < 1<<20 || len(want)%(1<<20) == 0 {
+			t.Fatalf("gzip -dc gives %d bytes of the cut file: not a test of a partial buffer", len(want))
+		}
+		if err := os.Remove(csv); err != nil {
+			t.Fatal(err)
+		}
+		cat := filepath.Join(dir, "cat.yaml")
+		if err := os.WriteFile(cat, []byte("sources:\n  t: {driver: csv, args: {urlpath: '{{ CATALOG_DIR }}/t.csv.gz'}}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := cli(t, "cat", cat, "t.csv")
+		if r.exitCode <= 0 {
+			t.Errorf("intakefs cat of a truncated gzip: exit %d, want a failure", r.exitCode)
+		}
+		if diff := sameBytes([]byte(r.stdout), want); diff != "" {
+			t.Errorf("intakefs cat of a truncated gzip: %s", diff)
+		}
+		msg := strings.TrimSpace(r.stderr)
+		if lines := strings.Split(msg, "\n"); !strings.Contains(lines[len(lines)-1], "corrupt") {
+			t.Errorf("the error does not say the data is corrupt:\n%s", msg)
 		}
 	})
 

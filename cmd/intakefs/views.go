@@ -121,10 +121,13 @@ func newCatCmd(g *globalFlags) *cobra.Command {
 				return fmt.Errorf("%s is a directory", args[1])
 			}
 			bw := bufio.NewWriterSize(os.Stdout, 1<<20)
-			if _, err := engine.ReadAll(ctx, f, bw); err != nil {
-				return err
+			_, err = engine.ReadAll(ctx, f, bw)
+			// the bytes before a failure too (damaged data gives its good
+			// bytes, then the error), as gzip -dc and cat do
+			if ferr := bw.Flush(); err == nil {
+				err = ferr
 			}
-			return bw.Flush()
+			return err
 		},
 	}
 }
