@@ -65,6 +65,10 @@ func (d *metaDir) describe() ([]byte, error) {
 		"name":        c.Name,
 		"description": c.Description,
 		"metadata":    redact(c.Metadata),
+		// the sources are the files beside .catalog/; with an empty
+		// "sources" Intake opens this as a catalog (it refuses one
+		// without the key), giving the name, description and metadata
+		"sources": map[string]any{},
 	}
 	if len(d.view.Params) > 0 {
 		doc["parameters"] = describeParams(d.view.Params, nil)

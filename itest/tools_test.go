@@ -131,6 +131,21 @@ func TestIntakeDescribe(t *testing.T) {
 			}
 		})
 	}
+	// The catalog's own describe.yaml opens in Intake too: a catalog with
+	// the original's name, description and metadata, and no sources of its
+	// own (they are the files beside it).
+	t.Run(".catalog", func(t *testing.T) {
+		const py = `import intake, json, sys
+a = intake.open_catalog(sys.argv[1]); b = intake.open_catalog(sys.argv[2])
+print(json.dumps({"same": [a.name == b.name, a.description == b.description, a.metadata.get("origin") == b.metadata.get("origin")], "sources": list(b)}))`
+		r := run(t, toolTimeout, "", pythonBin, "-c", py, demoCatalog, d.path(".catalog/describe.yaml"))
+		if r.err != nil {
+			t.Fatalf("Intake cannot open .catalog/describe.yaml: %v\n%s", r.err, tail(r.stderr, 20))
+		}
+		if got := lastLine(r.stdout); got != `{"same": [true, true, true], "sources": []}` {
+			t.Errorf("Intake reads .catalog/describe.yaml as %s", got)
+		}
+	})
 }
 
 func lastLine(s string) string {
