@@ -2,6 +2,7 @@ package itest
 
 import (
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -44,6 +45,10 @@ func TestSignalUnmounts(t *testing.T) {
 			select {
 			case <-d.done:
 				t.Logf("exited after %v: %v", c.sig, d.waitErr)
+				// says so, as it said "mounted"
+				if want := "unmounted " + d.Mnt; !strings.Contains(d.out.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, d.out.String())
+				}
 			case <-time.After(wait):
 				if !c.openFile {
 					t.Fatalf("intakefs still running %v after %v", wait, c.sig)

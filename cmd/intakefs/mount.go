@@ -146,7 +146,9 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			go func() { srv.Wait(); close(done) }()
 			select {
 			case <-done:
+				fmt.Fprintf(&logOut, "unmounted %s\n", mnt)
 			case <-forced:
+				fmt.Fprintf(&logOut, "detached %s\n", mnt)
 			}
 			if ms != nil {
 				// before the cache and the tree it reads are closed
