@@ -331,6 +331,11 @@ func (f *FS) itemsFor(ctx context.Context, store remote.Store, objs []remote.Obj
 		if err != nil {
 			return nil, false, nil, fmt.Errorf("source %q: %w", r.Entry.Name, err)
 		}
+		if isPrefetch(ctx) && (fm.Archive != decomp.NoArchive || fm.Compression != decomp.None) {
+			// listing or sizing it is a decompression, or reading an
+			// archive's directory: a reader's to pay for
+			return nil, false, nil, errNotAhead
+		}
 		if sel != nil && sel.proto == "tar" && fm.Archive != decomp.Tar {
 			if fm.Archive == decomp.Zip {
 				return nil, false, nil, fmt.Errorf("source %q: %s is a zip archive, not a tar", r.Entry.Name, o.URL)

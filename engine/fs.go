@@ -457,9 +457,24 @@ func (f *FS) plan(ctx context.Context, r *Rendered) (*Plan, error) {
 	if pe != nil && time.Since(pe.at) < pe.ttl {
 		return pe.plan, pe.err
 	}
+	for {
+		pe := f.planOnce(ctx, r, key)
+		if errors.Is(pe.err, errNotAhead) && !isPrefetch(ctx) {
+			continue // joined a plan made ahead of use, which gave up
+		}
+		return pe.plan, pe.err
+	}
+}
+
+// planOnce makes the plan for r (or joins the one being made) and keeps
+// it, unless it is a plan made ahead of use that gave up.
+func (f *FS) planOnce(ctx context.Context, r *Rendered, key string) *planEntry {
 	res, _, _ := f.flight.Do("plan\x00"+key, func() (any, error) {
 		p, err := f.planFor(ctx, r)
 		pe := &planEntry{plan: p, err: err, at: time.Now(), ttl: f.TTL}
+		if errors.Is(err, errNotAhead) {
+			return pe, nil
+		}
 		if urls, _, ok := urlArg(r); ok && len(urls) > 0 && isRemote(urls[0]) {
 			// a remote plan costs requests; reuse it (and a failure)
 			// for longer
@@ -480,8 +495,7 @@ func (f *FS) plan(ctx context.Context, r *Rendered) (*Plan, error) {
 		f.mu.Unlock()
 		return pe, nil
 	})
-	pe = res.(*planEntry)
-	return pe.plan, pe.err
+	return res.(*planEntry)
 }
 
 // Walk resolves a slash-separated path below the root.

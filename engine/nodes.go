@@ -105,7 +105,7 @@ func (d *catalogDir) listing(ctx context.Context) (*View, *listing, error) {
 		built, _, _ := f.flight.Do("listing\x00"+v.Ident, func() (any, error) {
 			l := f.buildListing(ctx, v)
 			if l == nil {
-				return l, nil // a build ahead that met remote data
+				return l, nil // a build ahead that gave up (see prefetch.go)
 			}
 			l.prefetched = ahead
 			f.mu.Lock()
@@ -309,7 +309,7 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 		nodes    []Node
 		where    string
 		problems []string
-		remote   bool // a build ahead of use met remote data
+		skip     bool // a build ahead of use met what only a reader may pay for
 	}
 	results := make([]built, len(v.Cat.Entries))
 	par := listingParallelism
@@ -331,8 +331,11 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 			continue
 		}
 		if par == 1 {
-			results[i].nodes, results[i].problems, results[i].remote = f.entryNodes(ctx, v, e, results[i].where)
-			if results[i].remote {
+			if ctx.Err() != nil {
+				return nil // the FS is closing
+			}
+			results[i].nodes, results[i].problems, results[i].skip = f.entryNodes(ctx, v, e, results[i].where)
+			if results[i].skip {
 				return nil
 			}
 			continue
@@ -341,12 +344,12 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 		sem <- struct{}{}
 		go func(i int, e *Entry) {
 			defer func() { <-sem; wg.Done() }()
-			results[i].nodes, results[i].problems, results[i].remote = f.entryNodes(ctx, v, e, results[i].where)
+			results[i].nodes, results[i].problems, results[i].skip = f.entryNodes(ctx, v, e, results[i].where)
 		}(i, e)
 	}
 	wg.Wait()
 	for _, b := range results {
-		if b.remote {
+		if b.skip {
 			return nil
 		}
 	}
@@ -367,9 +370,10 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 const listingParallelism = 16
 
 // entryNodes are the names one source shows: its directory, its data and
-// the data of its allowed variants. remote: this is a build ahead of use
-// (isPrefetch) and the source's data is remote, so nothing was built.
-func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) (nodes []Node, problems []string, remote bool) {
+// the data of its allowed variants. skip: this is a build ahead of use
+// (isPrefetch) and the source would cost what only a reader may spend (a
+// request, a decompression): nothing was built.
+func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) (nodes []Node, problems []string, skip bool) {
 	shown := EncodeName(e.Name)
 	r, err := f.Env.Render(v, e, nil)
 	if err != nil {
@@ -383,7 +387,7 @@ func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) (n
 		}, []string{fmt.Sprintf("%s: with its default parameters: %v", where, err)}, false
 	}
 	_, _, hasData := urlArg(r)
-	if isPrefetch(ctx) && remoteData(r) {
+	if hasData && f.notAhead(ctx, r) {
 		return nil, nil, true
 	}
 	// describe.yaml and metadata.json are made here, in parallel with the
@@ -416,7 +420,7 @@ func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) (n
 		// a directory of parts: its variants must be planned to be shown
 		for i, n := range vars {
 			if lz, ok := n.(*dataFile); ok {
-				if isPrefetch(ctx) && remoteData(lz.r) {
+				if f.notAhead(ctx, lz.r) {
 					return nil, nil, true
 				}
 				vars[i] = f.dataNode(ctx, v, e, lz.name, lz.r, nil)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -16,10 +17,19 @@ import (
 // gets to one first joins the build in progress (the same singleflight
 // key), so nothing is built twice.
 //
-// Only what costs no requests is built ahead: a nested catalog whose file
-// and whose sources' data are local. A build that meets remote data stops
-// and keeps nothing: a listing of remote data costs a request per source,
-// which only a reader who asks for it pays.
+// Only what costs nothing but local reads and CPU is built ahead: a
+// nested catalog whose file and whose sources' data are local and plain.
+// A build that meets a remote URL (a request per source) or data that must
+// be decompressed to be listed (a compressed file, an archive) stops and
+// keeps nothing: that is spent only for a reader who asks. Nothing is
+// built ahead when shell() is allowed: a command in a catalog nobody
+// opened must not run.
+//
+// A listing built ahead waits prefetchFresh for its reader. When none of
+// them is used in that time, nobody is walking: the worker drops its queue
+// and stops, and listing the same catalogs again starts nothing for
+// prefetchBackoff. So one `ls` of a root with thousands of nested catalogs
+// costs at most prefetchAhead builds.
 
 const (
 	// prefetchAhead bounds the listings built ahead and not used yet.
@@ -27,12 +37,23 @@ const (
 	// prefetchQueue bounds the directories waiting to be built ahead;
 	// more are dropped (a reader gets them built on demand, as before).
 	prefetchQueue = 4096
+)
+
+// The times are variables for the tests.
+var (
 	// prefetchFresh is how long a listing built ahead waits for its first
 	// reader, from which on it counts as built (FS.TTL). The kernel
 	// keeps names and attributes 5 s by default: a reader could already
 	// see data that old.
 	prefetchFresh = 5 * time.Second
+	// prefetchBackoff is how long building ahead stays off after nothing
+	// built ahead was used.
+	prefetchBackoff = time.Minute
 )
+
+// errNotAhead is what a plan made ahead of use gives for data that only a
+// reader may pay for (a decompression). It is never cached as the plan.
+var errNotAhead = errors.New("not built ahead of use")
 
 // prefetcher is the queue of catalog directories to build ahead, and its
 // worker (one goroutine at a time, started when there is work).
@@ -50,6 +71,9 @@ type prefetcher struct {
 	// room gets a token (if it has none) when one is used or replaced.
 	unused int
 	room   chan struct{}
+	// idleUntil: nothing built ahead was used; until then nothing is
+	// queued.
+	idleUntil time.Time
 	// stop is closed by FS.Close; the worker leaves at once (after the
 	// build in progress, whose context it cancels) and none starts again.
 	stop    chan struct{}
@@ -61,18 +85,25 @@ type prefetcher struct {
 
 type prefetchKey struct{}
 
-// isPrefetch: ctx is a build ahead of use, which must make no requests.
+// isPrefetch: ctx is a build ahead of use, which must make no requests
+// and decompress nothing.
 func isPrefetch(ctx context.Context) bool { return ctx.Value(prefetchKey{}) != nil }
 
-// remoteData: some data location of r is remote.
-func remoteData(r *Rendered) bool {
+// notAhead: ctx is a build ahead of use, and r's data may not be planned
+// in it: its location is remote, or planning it needs a decompression. The
+// plan made to find out is kept (it is the one a reader gets).
+func (f *FS) notAhead(ctx context.Context, r *Rendered) bool {
+	if !isPrefetch(ctx) {
+		return false
+	}
 	urls, _, _ := urlArg(r)
 	for _, u := range urls {
 		if isRemote(u) {
 			return true
 		}
 	}
-	return false
+	_, err := f.plan(ctx, r)
+	return errors.Is(err, errNotAhead)
 }
 
 // init makes the channels and maps; p.mu held.
@@ -139,7 +170,7 @@ func (f *FS) prefetchChildren(l *listing) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.init()
-	if p.stopped {
+	if p.stopped || f.Env.AllowShell || time.Now().Before(p.idleUntil) {
 		return
 	}
 	added := false
@@ -168,13 +199,22 @@ func (f *FS) prefetchLoop() {
 		p.mu.Lock()
 		for p.unused >= prefetchAhead && !p.stopped {
 			p.mu.Unlock()
+			idle := false
 			select {
 			case <-p.room:
 			case <-p.stop:
 			case <-time.After(prefetchFresh):
-				f.recountPrefetched()
+				idle = true
 			}
 			p.mu.Lock()
+			if idle && p.unused >= prefetchAhead {
+				// none was used: nobody is walking; what was built
+				// ahead no longer counts (it is stale, and rebuilt
+				// for a reader)
+				p.queue, p.queued = nil, map[string]bool{}
+				p.unused = 0
+				p.idleUntil = time.Now().Add(prefetchBackoff)
+			}
 		}
 		if len(p.queue) == 0 || p.stopped {
 			p.running = false
@@ -217,22 +257,4 @@ func (f *FS) prefetchOne(ctx context.Context, d *catalogDir) {
 		return
 	}
 	_, _, _ = d.listing(ctx)
-}
-
-// recountPrefetched counts again the listings built ahead that are still
-// waiting for a reader: those older than prefetchFresh no longer count
-// (a reader rebuilds them).
-func (f *FS) recountPrefetched() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, l := range f.listings {
-		if l.prefetched && time.Since(l.at) < prefetchFresh {
-			n++
-		}
-	}
-	p := &f.prefetch
-	p.mu.Lock()
-	p.unused = n
-	p.mu.Unlock()
 }

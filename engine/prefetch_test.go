@@ -2,9 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -232,5 +235,156 @@ func TestPrefetchConcurrentReaders(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// shortPrefetchTimes makes the wait for a reader and the backoff short.
+func shortPrefetchTimes(t *testing.T, fresh, backoff time.Duration) {
+	oldF, oldB := prefetchFresh, prefetchBackoff
+	prefetchFresh, prefetchBackoff = fresh, backoff
+	t.Cleanup(func() { prefetchFresh, prefetchBackoff = oldF, oldB })
+}
+
+func nestedTree(n int, source func(i int) string) map[string]string {
+	files := map[string]string{"data/x.csv": "x\n1\n"}
+	root := "sources:\n"
+	for i := 0; i < n; i++ {
+		root += fmt.Sprintf("  c%03d: {driver: yaml_file_cat, args: {path: '{{ CATALOG_DIR }}/c%03d.yaml'}}\n", i, i)
+		files[fmt.Sprintf("c%03d.yaml", i)] = "sources:\n" + source(i)
+	}
+	files["cat.yaml"] = root
+	return files
+}
+
+func plainSource(int) string {
+	return "  s:\n    driver: csv\n    args: {urlpath: '{{ CATALOG_DIR }}/data/x.csv'}\n"
+}
+
+// When nothing built ahead is used, nobody is walking: the worker stops,
+// and listing the root again builds nothing ahead for a while. One ls of a
+// root with many nested catalogs costs at most prefetchAhead builds.
+func TestPrefetchGivesUp(t *testing.T) {
+	shortPrefetchTimes(t, 300*time.Millisecond, time.Hour)
+	f := newFS(t, writeTree(t, nestedTree(prefetchAhead+40, plainSource)), "cat.yaml")
+	names(t, f, "")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.prefetch.mu.Lock()
+		running, queued, idle := f.prefetch.running, len(f.prefetch.queue), !f.prefetch.idleUntil.IsZero()
+		f.prefetch.mu.Unlock()
+		if !running {
+			if queued != 0 || !idle {
+				t.Fatalf("stopped with %d queued, backing off %v", queued, idle)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("building ahead did not stop")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := prefetchedIdents(f); len(got) != prefetchAhead {
+		t.Fatalf("%d listings built ahead, want %d", len(got), prefetchAhead)
+	}
+	names(t, f, "") // listed again, while backing off
+	f.prefetch.mu.Lock()
+	running, queued := f.prefetch.running, len(f.prefetch.queue)
+	f.prefetch.mu.Unlock()
+	if running || queued != 0 {
+		t.Fatalf("backing off, yet %d queued (running %v)", queued, running)
+	}
+	// what was built ahead and went stale is rebuilt for a reader, the same
+	if got := names(t, f, "c000"); !reflect.DeepEqual(got, []string{".catalog/", "s/", "s.csv"}) {
+		t.Fatalf("c000: %v", got)
+	}
+}
+
+// Nothing is built ahead that needs a decompression (a compressed file, an
+// archive), and nothing when shell() is allowed; the sources are planned,
+// and the archives read, only when a reader asks.
+func TestPrefetchSkipsCostlyData(t *testing.T) {
+	dir := t.TempDir()
+	files := nestedTree(3, func(i int) string {
+		switch i {
+		case 0:
+			return "  gz:\n    driver: csv\n    args: {urlpath: '{{ CATALOG_DIR }}/data/x.csv.gz'}\n"
+		case 1:
+			return "  z:\n    driver: csv\n    args: {urlpath: '{{ CATALOG_DIR }}/data/x.zip'}\n"
+		}
+		return plainSource(i)
+	})
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		writeFile(t, full, c)
+	}
+	sh(t, filepath.Join(dir, "data"), "gzip -k x.csv && zip -q x.zip x.csv")
+	f := newFS(t, dir, "cat.yaml")
+	names(t, f, "")
+	if got := waitPrefetchIdle(t, f); !reflect.DeepEqual(got, []string{"root/c002"}) {
+		t.Fatalf("built ahead: %v, want only the plain one", got)
+	}
+	if n := f.spools.opened.Load(); n != 0 {
+		t.Fatalf("building ahead decompressed %d streams", n)
+	}
+	if n := f.zips.parsed.Load(); n != 0 {
+		t.Fatalf("building ahead parsed %d zip directories", n)
+	}
+	f.mu.Lock()
+	for k, pe := range f.plans {
+		if errors.Is(pe.err, errNotAhead) {
+			t.Errorf("the plan given up ahead of use is kept for %q", k)
+		}
+	}
+	f.mu.Unlock()
+	// a reader gets them whole
+	if got := mustRead(t, f, "c000/gz.csv"); got != "x\n1\n" {
+		t.Fatalf("c000/gz.csv: %q", got)
+	}
+	if got := mustRead(t, f, "c001/z.csv"); got != "x\n1\n" {
+		t.Fatalf("c001/z.csv: %q", got)
+	}
+
+	shelled, err := New(filepath.Join(dir, "cat.yaml"), Options{Cwd: dir, AllowShell: true, SpoolDir: filepath.Join(t.TempDir(), "spool")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(shelled.Close)
+	names(t, shelled, "")
+	if got := waitPrefetchIdle(t, shelled); len(got) != 0 {
+		t.Fatalf("with shell() allowed, built ahead: %v", got)
+	}
+}
+
+// Close stops a build ahead in progress at the next entry: a daemon asked
+// to exit does not wait for a catalog of tens of thousands of sources.
+func TestPrefetchCloseStopsBuild(t *testing.T) {
+	files := nestedTree(2, func(i int) string {
+		var b strings.Builder
+		for j := 0; j < 20000; j++ {
+			fmt.Fprintf(&b, "  s%05d:\n    driver: csv\n    args: {urlpath: '{{ CATALOG_DIR }}/data/x.csv'}\n", j)
+		}
+		return b.String()
+	})
+	f := newFS(t, writeTree(t, files), "cat.yaml")
+	names(t, f, "")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// the build has started once the nested catalog is loaded
+		f.mu.Lock()
+		started := len(f.views) > 0
+		f.mu.Unlock()
+		if started || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// building 20,000 entries takes far longer than getting here from
+	// the moment the first nested catalog is loaded
+	start := time.Now()
+	f.Close()
+	took := time.Since(start)
+	if got := prefetchedIdents(f); len(got) != 0 {
+		t.Errorf("Close waited %v for the build in progress to finish (built: %v)", took, got)
 	}
 }
