@@ -258,8 +258,11 @@ func (f *FS) rootView() *View {
 	return &View{Cat: cat, Params: params, Ident: "root"}
 }
 
+// emptyCatalog stands for a catalog that could not be loaded. Each is a
+// generation of its own, as a load is: its .catalog files (errors.txt says
+// why) are new inodes at each attempt, never an old attempt's.
 func emptyCatalog(path string) *Catalog {
-	return &Catalog{Path: path, Metadata: map[string]any{}, byName: map[string]*Entry{}}
+	return &Catalog{Path: path, Metadata: map[string]any{}, byName: map[string]*Entry{}, Gen: loadGen.Add(1), Loaded: time.Now()}
 }
 
 func findParam(ps []*Param, name string) *Param {
@@ -313,13 +316,15 @@ func (f *FS) makeChildView(ctx context.Context, parent *View, e *Entry, kvs []KV
 			catVals[kv.Key] = kv.Value
 		}
 	}
+	// A view that failed is nested too (Parent): .catalog shows no
+	// stats.json in it, as in any nested catalog.
 	r, err := f.Env.Render(parent, e, entryVals)
 	if err != nil {
-		return &View{Cat: emptyCatalog(e.Name), Ident: ident, Err: err}, nil
+		return &View{Cat: emptyCatalog(e.Name), Ident: ident, Err: err, Parent: parent}, nil
 	}
 	cat, err := f.loadNested(r)
 	if err != nil {
-		return &View{Cat: emptyCatalog(e.Name), Ident: ident, Err: err}, nil
+		return &View{Cat: emptyCatalog(e.Name), Ident: ident, Err: err, Parent: parent}, nil
 	}
 	// the child's catalog parameters, updated by the parent's (which win)
 	params := append([]*Param(nil), cat.Params...)

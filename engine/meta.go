@@ -18,9 +18,28 @@ import (
 
 // metaDir is a catalog's .catalog directory.
 type metaDir struct {
-	fs      *FS
+	fs *FS
+	// dir is the catalog described, when there is one to look up again:
+	// go-fuse keeps the first node it is given for an inode number, and
+	// .catalog keeps its number across loads of its catalog, so a node
+	// that served only the view it was made with would describe the
+	// catalog as it was at the first lookup, for ever.
+	dir *catalogDir
+	// view and listing are what this node was made with.
 	view    *View
 	listing *listing
+}
+
+// now is d for the catalog as it is now.
+func (d *metaDir) now(ctx context.Context) *metaDir {
+	if d.dir == nil {
+		return d
+	}
+	v, l, err := d.dir.listing(ctx)
+	if err != nil || l == nil {
+		return d
+	}
+	return &metaDir{fs: d.fs, view: v, listing: l}
 }
 
 var _ Dir = (*metaDir)(nil)
@@ -30,6 +49,7 @@ func (d *metaDir) IsDir() bool  { return true }
 func (d *metaDir) Ino() uint64  { return inoOf("meta:" + d.view.Ident) }
 
 func (d *metaDir) ReadDir(ctx context.Context) ([]Node, error) {
+	d = d.now(ctx)
 	id := fmt.Sprintf("%s\x00gen%d", d.view.Ident, d.view.Cat.Gen)
 	out := []Node{
 		&bytesFile{name: "describe.yaml", ident: "catdesc:" + id, mtime: d.fs.Started, gen: d.describe},

@@ -103,7 +103,7 @@ func (d *catalogDir) listing(ctx context.Context) (*View, *listing, error) {
 		// Concurrent first lookups in one directory build its listing
 		// once, and a reader joins a build ahead in progress.
 		built, _, _ := f.flight.Do("listing\x00"+v.Ident, func() (any, error) {
-			l := f.buildListing(ctx, v)
+			l := f.buildListing(ctx, d, v)
 			if l == nil {
 				return l, nil // a build ahead that gave up (see prefetch.go)
 			}
@@ -286,7 +286,7 @@ func (f *FS) userValues(v *View, e *Entry, kvs []KV) (map[string]any, error) {
 	return out, nil
 }
 
-func (f *FS) buildListing(ctx context.Context, v *View) *listing {
+func (f *FS) buildListing(ctx context.Context, d *catalogDir, v *View) *listing {
 	start := time.Now()
 	l := &listing{cat: v.Cat, at: start, names: map[string]Node{}, byKey: map[string]Node{}}
 	add := func(n Node, what string) {
@@ -301,7 +301,7 @@ func (f *FS) buildListing(ctx context.Context, v *View) *listing {
 		}
 		l.order = append(l.order, n)
 	}
-	add(&metaDir{fs: f, view: v, listing: l}, ".catalog")
+	add(&metaDir{fs: f, dir: d, view: v, listing: l}, ".catalog")
 	// Entries are built concurrently, a bounded number at a time: planning
 	// a remote source is a request, and one slow or dead server must not
 	// hold up every other entry of the directory behind it.

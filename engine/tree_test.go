@@ -518,3 +518,50 @@ func TestYAMLSyntaxErrorLines(t *testing.T) {
 		}
 	}
 }
+
+// A .catalog node held since before an edit (go-fuse keeps the first node
+// of an inode number) describes the catalog as it is now, and a nested
+// catalog that failed to load has no stats.json of the root.
+func TestCatalogFilesFollowEdits(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"cat.yaml": "description: first\nmetadata: {v: 1}\nsources:\n  sub: {driver: yaml_file_cat, args: {path: '{{ CATALOG_DIR }}/nosuch.yaml'}}\n",
+	})
+	f := newFS(t, dir, "cat.yaml")
+	f.Loader.RecheckInterval = 0
+	f.TTL = 0
+	f.stats = func() any { return map[string]int{"Reads": 0} } // the root shows stats.json
+	held, err := f.Walk(context.Background(), ".catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(d Dir, name string) string {
+		t.Helper()
+		n, err := lookupIn(context.Background(), d, name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var b strings.Builder
+		if _, err := ReadAll(context.Background(), n.(File), &b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	if got := read(held.(Dir), "describe.yaml"); !strings.Contains(got, "description: first") {
+		t.Fatalf("before the edit: %s", got)
+	}
+	writeFile(t, filepath.Join(dir, "cat.yaml"), "description: second\nmetadata: {v: 2}\nsources: {}\n")
+	if got := read(held.(Dir), "describe.yaml"); !strings.Contains(got, "description: second") {
+		t.Errorf("describe.yaml of the node held since before the edit: %s", got)
+	}
+	if got := read(held.(Dir), "metadata.json"); !strings.Contains(got, `"v": 2`) {
+		t.Errorf("metadata.json of the node held since before the edit: %s", got)
+	}
+
+	writeFile(t, filepath.Join(dir, "cat.yaml"), "sources:\n  sub: {driver: yaml_file_cat, args: {path: '{{ CATALOG_DIR }}/nosuch.yaml'}}\n")
+	if got := names(t, f, ".catalog"); !reflect.DeepEqual(got, []string{"describe.yaml", "metadata.json", "errors.txt", "stats.json"}) {
+		t.Errorf("the root's .catalog: %v", got)
+	}
+	if got := names(t, f, "sub/.catalog"); !reflect.DeepEqual(got, []string{"describe.yaml", "metadata.json", "errors.txt"}) {
+		t.Errorf("the .catalog of a nested catalog that failed: %v", got)
+	}
+}

@@ -28,6 +28,9 @@ func (d *catalogDir) Version(ctx context.Context) time.Time {
 		// a view that fails to load lists nothing new until it loads
 		return d.fs.Started
 	}
+	if v.Err != nil {
+		return time.Now() // see KnownVersion
+	}
 	return d.fs.viewVersion(v)
 }
 
@@ -40,15 +43,30 @@ func (d *catalogDir) KnownVersion() time.Time {
 	d.fs.mu.Lock()
 	ve := d.fs.views[ident]
 	d.fs.mu.Unlock()
-	if ve == nil || ve.parent != d.parent.Cat {
-		return d.fs.Started
+	if ve == nil {
+		return d.fs.Started // never loaded: the kernel holds no listing of it
+	}
+	if ve.parent != d.parent.Cat {
+		// The parent catalog was loaded again since this one was: what
+		// it lists may have changed with it (its arguments, inherited
+		// parameters), and this lookup loads nothing to find out. The
+		// current time makes the kernel drop the listing it keeps and
+		// ask, which loads it.
+		return time.Now()
+	}
+	if ve.view.Err != nil {
+		// A catalog that failed to load has nothing inside to look up,
+		// which is what would load it again: its directory says it
+		// changes all the time, so the kernel never keeps its (empty)
+		// listing and asks again, and a fixed catalog file shows.
+		return time.Now()
 	}
 	return d.fs.viewVersion(ve.view)
 }
 
 var _ Versioned = (*metaDir)(nil)
 
-func (d *metaDir) Version(ctx context.Context) time.Time { return d.fs.viewVersion(d.view) }
+func (d *metaDir) Version(ctx context.Context) time.Time { return d.fs.viewVersion(d.now(ctx).view) }
 func (d *metaDir) KnownVersion() time.Time               { return d.fs.viewVersion(d.view) }
 
 // A source's directory and a parts directory list a fixed set of names

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,7 +52,7 @@ func Mount(dir string, tree *engine.FS, cfg Config) (*fuse.Server, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	et, at, nt := cfg.EntryTimeout, cfg.AttrTimeout, cfg.NegativeTimeout
-	root := &dirNode{d: tree.Root(), log: cfg.Log}
+	root := newDirNode(tree.Root(), cfg.Log)
 	opts := &gofs.Options{
 		EntryTimeout:    &et,
 		AttrTimeout:     &at,
@@ -104,7 +105,12 @@ func Mount(dir string, tree *engine.FS, cfg Config) (*fuse.Server, error) {
 // directory of parts.
 type dirNode struct {
 	gofs.Inode
-	d   engine.Dir
+	// cur is the engine's directory (an engine.Dir). go-fuse keeps the
+	// first node it is given for an inode number, while the engine makes
+	// a new one each time the parent catalog is loaded again (holding
+	// that load's state): each lookup in the parent hands the newest one
+	// over (see dir).
+	cur atomic.Pointer[dirRef]
 	log *slog.Logger
 
 	mu sync.Mutex // guards listed and ents
@@ -116,16 +122,36 @@ type dirNode struct {
 	ents   []fuse.DirEntry
 }
 
+// dirRef holds an engine.Dir for an atomic pointer (its kinds are
+// several types).
+type dirRef struct{ d engine.Dir }
+
+func newDirNode(d engine.Dir, log *slog.Logger) *dirNode {
+	n := &dirNode{log: log}
+	n.cur.Store(&dirRef{d})
+	return n
+}
+
+// dir is the engine's directory this node serves: the one the parent's
+// latest lookup gave.
+func (n *dirNode) dir() engine.Dir { return n.cur.Load().d }
+
 var _ = (gofs.NodeLookuper)((*dirNode)(nil))
 
 func (n *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	child, err := n.d.Lookup(ctx, name)
+	child, err := n.dir().Lookup(ctx, name)
 	if err != nil {
 		return nil, toErrno(n.log, "lookup", n.pathOf(name), err)
 	}
 	if d, ok := child.(engine.Dir); ok {
 		n.fillDir(ctx, &out.Attr, d, false)
-		return n.NewInode(ctx, &dirNode{d: d, log: n.log}, gofs.StableAttr{Mode: fuse.S_IFDIR, Ino: d.Ino()}), 0
+		in := n.NewInode(ctx, newDirNode(d, n.log), gofs.StableAttr{Mode: fuse.S_IFDIR, Ino: d.Ino()})
+		if dn, ok := in.Operations().(*dirNode); ok && dn.dir() != d {
+			// the inode existed: its node serves this lookup's
+			// directory from now on (a catalog loaded again)
+			dn.cur.Store(&dirRef{d})
+		}
+		return in, 0
 	}
 	f := child.(engine.File)
 	if err := fillFile(ctx, &out.Attr, f); err != nil {
@@ -154,7 +180,7 @@ func (n *dirNode) pathOf(name string) string {
 var _ = (gofs.NodeReaddirer)((*dirNode)(nil))
 
 func (n *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	ns, err := n.d.ReadDir(ctx)
+	ns, err := n.dir().ReadDir(ctx)
 	if err != nil {
 		return nil, toErrno(n.log, "readdir", n.pathOf(""), err)
 	}
@@ -178,7 +204,7 @@ func (n *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 var _ = (gofs.NodeGetattrer)((*dirNode)(nil))
 
 func (n *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.fillDir(ctx, &out.Attr, n.d, true)
+	n.fillDir(ctx, &out.Attr, n.dir(), true)
 	return 0
 }
 
