@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,15 +20,18 @@ import (
 
 // Loader reads catalog files and keeps them, re-reading a file when its
 // size or mtime changes (Intake reloads changed catalogs too). A check
-// costs one stat and happens at most once per RecheckInterval per path.
+// costs one stat and happens at most once per RecheckInterval per path;
+// a remote catalog is checked at most once per RemoteRecheckInterval
+// (see openRemote).
 type Loader struct {
 	// Cwd is where relative catalog paths resolve (SPEC §1).
 	Cwd             string
 	RecheckInterval time.Duration
-	// RemoteRecheckInterval is RecheckInterval for remote catalog files,
+	// RemoteRecheckInterval is RecheckInterval for remote catalogs,
 	// where a check is a request.
 	RemoteRecheckInterval time.Duration
-	// Log gets each problem once per load of a file.
+	// Log gets each problem once per load of a file, and each failure
+	// of a remote catalog once per episode.
 	Log *slog.Logger
 	// startup is the root catalog file while New loads it: if it does
 	// not load, that is the caller's one-line error, not a log line too
@@ -37,12 +41,20 @@ type Loader struct {
 	// Resolver reaches remote catalogs.
 	Resolver *Resolver
 
-	mu sync.Mutex // guards files; never held while reading a file
-	// files caches parsed single files by absolute path.
+	// mu guards files, merged, remotes and the fields of every remoteCat
+	// and the checked field of every loadedFile (the rest of a
+	// loadedFile is fixed once it is in files). It is never held while
+	// reading a file or making a request.
+	mu sync.Mutex
+	// files caches parsed single files by absolute path (remote ones by
+	// URL and options).
 	files map[string]*loadedFile
 	// merged caches flattened catalogs by name and file list; one is
 	// reused while every file in it is the same load.
 	merged map[string]*mergedCat
+	// remotes is what Open last gave for each remote catalog URL and
+	// options, and the state of its recheck.
+	remotes map[string]*remoteCat
 }
 
 type mergedCat struct {
@@ -59,9 +71,34 @@ type loadedFile struct {
 	checked  time.Time
 }
 
+// remoteCat is one remote catalog (a file, a directory or a glob) as Open
+// gives it between checks. Guarded by Loader.mu.
+type remoteCat struct {
+	// cat and err are the outcome Open gives until the next check ends.
+	cat *Catalog
+	err error
+	// loaded: a check has ended, so cat and err hold an outcome.
+	loaded bool
+	// checked is when the last check ended: the next is due
+	// RemoteRecheckInterval later, so a check that took the whole retry
+	// budget is not followed straight away by another.
+	checked time.Time
+	// checking: a check is running; there is at most one per catalog.
+	// done is closed when it ends, for the Opens of a catalog never
+	// loaded, which have nothing to be given meanwhile.
+	checking bool
+	done     chan struct{}
+	// good: cat is from a check that succeeded, which is what a check
+	// that fails for a transient reason leaves in place.
+	good bool
+	// failing: a failure was logged and no check has succeeded since,
+	// so that an outage is one warning, not one per check.
+	failing bool
+}
+
 // NewLoader makes a loader resolving relative paths against cwd.
 func NewLoader(cwd string) *Loader {
-	return &Loader{Cwd: cwd, RecheckInterval: time.Second, RemoteRecheckInterval: 10 * time.Second, files: map[string]*loadedFile{}, merged: map[string]*mergedCat{}}
+	return &Loader{Cwd: cwd, RecheckInterval: time.Second, RemoteRecheckInterval: 10 * time.Second, files: map[string]*loadedFile{}, merged: map[string]*mergedCat{}, remotes: map[string]*remoteCat{}}
 }
 
 func (l *Loader) abs(p string) string {
@@ -120,91 +157,200 @@ func isCatalogFile(name string) bool {
 	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
 }
 
+// openRemote gives the catalog at a remote URL, checking it at most once
+// per RemoteRecheckInterval. Between checks, and while one is running,
+// Opens get the outcome of the last check without a request. A check of
+// a catalog with a good copy runs in the background, the Open that starts
+// it being given that copy too: a server may stall a check for the whole
+// retry budget, and no lookup should wait for it. Only an Open with
+// nothing to be given — the first load, or the next check after a
+// failure — waits, and concurrent first loads wait for the same check.
 func (l *Loader) openRemote(u string, opts map[string]any) (*Catalog, error) {
+	key := u + "\x00" + optionsKey(opts)
+	l.mu.Lock()
+	rc := l.remotes[key]
+	if rc == nil {
+		rc = &remoteCat{}
+		l.remotes[key] = rc
+	}
+	for {
+		if rc.loaded && (rc.checking || time.Since(rc.checked) < l.RemoteRecheckInterval) {
+			cat, err := rc.cat, rc.err
+			l.mu.Unlock()
+			return cat, err
+		}
+		if !rc.checking {
+			break
+		}
+		done := rc.done
+		l.mu.Unlock()
+		<-done
+		l.mu.Lock()
+	}
+	rc.checking, rc.done = true, make(chan struct{})
+	if rc.good {
+		cat := rc.cat
+		l.mu.Unlock()
+		go l.checkRemote(rc, u, opts)
+		return cat, nil
+	}
+	l.mu.Unlock()
+	return l.checkRemote(rc, u, opts)
+}
+
+// checkRemote runs the check rc.checking was set for, records its outcome
+// and gives what Open now gives.
+func (l *Loader) checkRemote(rc *remoteCat, u string, opts map[string]any) (*Catalog, error) {
+	cat, err := l.loadRemote(u, opts)
+	shown, reason := remote.RedactURL(u), ""
+	if err != nil {
+		reason = err.Error()
+	}
+
+	l.mu.Lock()
+	var logf func() // after the unlock
+	switch {
+	case err != nil && rc.good && isTransient(err):
+		// stale-if-error: a server that is down or slow says nothing
+		// about the catalog, so its sources stay listed
+		if !rc.failing {
+			rc.failing = true
+			logf = func() {
+				l.Log.Warn("remote catalog not reachable: serving the copy last loaded", "url", shown,
+					"reason", reason, "retry_in", l.RemoteRecheckInterval.String())
+			}
+		}
+	case err != nil && cat == nil:
+		// a definite answer (gone, denied, no longer a catalog), or a
+		// catalog never loaded: as a local file that went bad
+		if rc.good {
+			rc.failing = true
+			// what the file's load did not log already (logLoad)
+			if errors.Is(err, remote.ErrNotExist) || errors.Is(err, remote.ErrPermission) {
+				logf = func() {
+					l.Log.Warn("remote catalog not loaded: its sources are gone from the mount", "url", shown, "reason", reason)
+				}
+			}
+		}
+		rc.cat, rc.err, rc.good = nil, err, false
+	default:
+		// loaded; err is a directory or glob member that could not be
+		// reached, already in cat.Errors, on a catalog with no better
+		// copy to serve
+		if rc.failing {
+			rc.failing = false
+			logf = func() { l.Log.Info("remote catalog loaded again", "url", shown) }
+		}
+		rc.cat, rc.err, rc.good = cat, nil, true
+	}
+	rc.loaded, rc.checked, rc.checking = true, time.Now(), false
+	close(rc.done)
+	cat, err = rc.cat, rc.err
+	l.mu.Unlock()
+	if logf != nil && l.Log != nil {
+		logf()
+	}
+	return cat, err
+}
+
+// isTransient: a failure that says nothing about the catalog itself, only
+// that its server could not be reached or kept failing (timeouts, refused
+// connections, 5xx, 429).
+func isTransient(err error) bool { return errors.Is(err, remote.ErrUnavailable) }
+
+// loadRemote checks a remote catalog: one metadata request for a file
+// (and a read when it changed), a listing for a directory or glob. It may
+// give a catalog and an error together: a directory or glob catalog
+// without the members that could not be reached, and the first reason.
+func (l *Loader) loadRemote(u string, opts map[string]any) (*Catalog, error) {
 	ctx := context.Background()
 	shown := remote.RedactURL(u)
+	fail := func(err error) (*Catalog, error) {
+		return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
+	}
 	if l.Resolver == nil {
 		return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: remote catalogs need a resolver", shown)}
 	}
 	store, ru, err := l.Resolver.Resolve(ctx, u, opts)
 	if err != nil {
-		return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
+		return fail(err)
 	}
-	desc := fmt.Sprintf("Catalog generated from all files found in %s", shown)
+	var infos []remote.ObjectInfo
 	if remote.HasGlob(ru) {
-		infos, err := remote.Glob(ctx, store, ru)
+		if infos, err = remote.Glob(ctx, store, ru); err != nil {
+			return fail(err)
+		}
+	} else {
+		info, err := store.Stat(ctx, ru)
 		if err != nil {
-			return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
+			return fail(err)
 		}
-		var files []string
-		for _, in := range infos {
-			files = append(files, in.URL)
+		if !info.IsDir && !strings.HasSuffix(ru, "/") {
+			return l.loadRemoteFile(store, ru, info, opts)
 		}
-		return l.openMany(shown, files, desc, func(f string) (*Catalog, error) { return l.openRemoteFile(store, f, opts) })
-	}
-	info, err := store.Stat(ctx, ru)
-	if err != nil {
-		return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
-	}
-	if info.IsDir || strings.HasSuffix(ru, "/") {
 		ents, err := store.List(ctx, ru)
 		if err != nil {
-			return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
+			return fail(err)
 		}
-		var files []string
 		for _, e := range ents {
 			if !e.IsDir && isCatalogFile(e.URL) {
-				files = append(files, e.URL)
+				infos = append(infos, e)
 			}
 		}
-		return l.openMany(shown, files, desc, func(f string) (*Catalog, error) { return l.openRemoteFile(store, f, opts) })
 	}
-	return l.openRemoteFile(store, ru, opts)
+	// the listing's infos are the members' identities: no request each
+	byURL := map[string]remote.ObjectInfo{}
+	var files []string
+	for _, in := range infos {
+		byURL[in.URL] = in
+		files = append(files, in.URL)
+	}
+	var unreachable error
+	cat, _ := l.openMany(shown, files, fmt.Sprintf("Catalog generated from all files found in %s", shown),
+		func(f string) (*Catalog, error) {
+			c, err := l.loadRemoteFile(store, f, byURL[f], opts)
+			if err != nil && unreachable == nil && isTransient(err) {
+				unreachable = err
+			}
+			return c, err
+		})
+	return cat, unreachable
 }
 
 // maxCatalogSize bounds a remote catalog file read into memory.
 const maxCatalogSize = 64 << 20
 
-// openRemoteFile loads one remote catalog file, reusing the parse while
-// the object's identity (ETag, generation, size+mtime) is unchanged. The
-// identity is checked at most once per RemoteRecheckInterval.
-func (l *Loader) openRemoteFile(store remote.Store, u string, opts map[string]any) (*Catalog, error) {
+// loadRemoteFile gives one remote catalog file whose info was just
+// fetched, reusing the parse while the object's identity (ETag,
+// generation, size+mtime) is unchanged.
+func (l *Loader) loadRemoteFile(store remote.Store, u string, info remote.ObjectInfo, opts map[string]any) (*Catalog, error) {
 	key := "remote\x00" + u + "\x00" + optionsKey(opts)
 	shown := remote.RedactURL(u)
-	now := time.Now()
 	l.mu.Lock()
 	lf := l.files[key]
 	l.mu.Unlock()
-	if lf != nil && now.Sub(lf.checked) < l.RemoteRecheckInterval {
+	if lf != nil && info.Identity() == lf.identity {
 		return lf.cat, lf.err
 	}
-	ctx := context.Background()
-	info, statErr := store.Stat(ctx, u)
-	if lf != nil && statErr == nil && info.Identity() == lf.identity {
-		l.mu.Lock()
-		lf.checked = now
-		l.mu.Unlock()
-		return lf.cat, lf.err
+	text, err := readAllRemote(context.Background(), store, u)
+	if err != nil && isTransient(err) {
+		// not kept: under the same identity the next check must read
+		// again, not give this error back
+		return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
 	}
-	nlf := &loadedFile{checked: now}
-	if statErr != nil {
-		nlf.err = &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, statErr)}
+	nlf := &loadedFile{identity: info.Identity(), checked: time.Now()}
+	if err != nil {
+		nlf.err = &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
 	} else {
-		nlf.identity = info.Identity()
-		text, err := readAllRemote(ctx, store, u)
-		if err != nil {
-			nlf.err = &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
-		} else {
-			text = []byte(strings.ReplaceAll(string(text), "!template ", ""))
-			nlf.cat, nlf.err = parseCatalogYAML(shown, remoteDir(u), text)
-			if nlf.cat != nil {
-				if nlf.cat.Name == "" {
-					nlf.cat.Name = nameFromPath(u)
-				}
-				nlf.cat.StorageOptions = opts
-				for _, e := range nlf.cat.Entries {
-					e.CatalogOptions = opts
-				}
+		text = []byte(strings.ReplaceAll(string(text), "!template ", ""))
+		nlf.cat, nlf.err = parseCatalogYAML(shown, remoteDir(u), text)
+		if nlf.cat != nil {
+			if nlf.cat.Name == "" {
+				nlf.cat.Name = nameFromPath(u)
+			}
+			nlf.cat.StorageOptions = opts
+			for _, e := range nlf.cat.Entries {
+				e.CatalogOptions = opts
 			}
 		}
 	}
