@@ -173,6 +173,9 @@ type Options struct {
 	// (default: what the block cache's size limit leaves; 1 GiB without
 	// a block cache).
 	SpoolLimit func() int64
+	// RemoteRecheck is how often a remote catalog is checked again and
+	// how long a plan of remote data is reused (0: DefaultRemoteRecheck).
+	RemoteRecheck time.Duration
 }
 
 // New makes the tree for the catalog at root and loads it once, so that a
@@ -191,8 +194,12 @@ func New(root string, o Options) (*FS, error) {
 	loader := NewLoader(o.Cwd)
 	loader.Log = o.Log
 	loader.Resolver = res
+	if o.RemoteRecheck <= 0 {
+		o.RemoteRecheck = DefaultRemoteRecheck
+	}
+	loader.RemoteRecheckInterval = o.RemoteRecheck
 	f := &FS{RootPath: root, RootParams: o.RootParams, RootOptions: o.RootOptions, Loader: loader, Env: env, Resolver: res,
-		Opener: o.Opener, Cwd: o.Cwd, Log: o.Log, MaxVariants: 64, TTL: time.Second, RemoteTTL: 10 * time.Second, Started: time.Now(),
+		Opener: o.Opener, Cwd: o.Cwd, Log: o.Log, MaxVariants: 64, TTL: time.Second, RemoteTTL: o.RemoteRecheck, Started: time.Now(),
 		listings: map[string]*listing{}, plans: map[string]*planEntry{}, views: map[string]*viewEntry{}}
 	f.stats = o.Stats
 	if o.SpoolDir == "" {

@@ -41,6 +41,12 @@ type Loader struct {
 	// Resolver reaches remote catalogs.
 	Resolver *Resolver
 
+	// ctx is cancelled by Close, which ends the requests of background
+	// checks; bg counts those checks, so that Close can wait for them.
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+
 	// mu guards files, merged, remotes and the fields of every remoteCat
 	// and the checked field of every loadedFile (the rest of a
 	// loadedFile is fixed once it is in files). It is never held while
@@ -55,6 +61,8 @@ type Loader struct {
 	// remotes is what Open last gave for each remote catalog URL and
 	// options, and the state of its recheck.
 	remotes map[string]*remoteCat
+	// closed: Close has begun; no background check starts after it.
+	closed bool
 }
 
 type mergedCat struct {
@@ -98,7 +106,26 @@ type remoteCat struct {
 
 // NewLoader makes a loader resolving relative paths against cwd.
 func NewLoader(cwd string) *Loader {
-	return &Loader{Cwd: cwd, RecheckInterval: time.Second, RemoteRecheckInterval: 10 * time.Second, files: map[string]*loadedFile{}, merged: map[string]*mergedCat{}, remotes: map[string]*remoteCat{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Loader{Cwd: cwd, RecheckInterval: time.Second, RemoteRecheckInterval: DefaultRemoteRecheck,
+		ctx: ctx, cancel: cancel,
+		files: map[string]*loadedFile{}, merged: map[string]*mergedCat{}, remotes: map[string]*remoteCat{}}
+}
+
+// DefaultRemoteRecheck is how often a remote catalog is checked again, and
+// how long a plan of remote data is reused, unless told otherwise.
+const DefaultRemoteRecheck = 10 * time.Second
+
+// Close ends the background checks of remote catalogs (their requests are
+// cancelled) and waits for them, so that nothing the loader started runs
+// after it. Opens after Close still work: a check that is due is made by
+// the Open that finds it due, which waits for it.
+func (l *Loader) Close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.cancel()
+	l.bg.Wait()
 }
 
 func (l *Loader) abs(p string) string {
@@ -188,20 +215,24 @@ func (l *Loader) openRemote(u string, opts map[string]any) (*Catalog, error) {
 		l.mu.Lock()
 	}
 	rc.checking, rc.done = true, make(chan struct{})
-	if rc.good {
+	if rc.good && !l.closed {
 		cat := rc.cat
+		l.bg.Add(1) // under mu and only before closed: never races Close's Wait
 		l.mu.Unlock()
-		go l.checkRemote(rc, u, opts)
+		go func() {
+			defer l.bg.Done()
+			l.checkRemote(l.ctx, rc, u, opts)
+		}()
 		return cat, nil
 	}
 	l.mu.Unlock()
-	return l.checkRemote(rc, u, opts)
+	return l.checkRemote(context.Background(), rc, u, opts)
 }
 
 // checkRemote runs the check rc.checking was set for, records its outcome
 // and gives what Open now gives.
-func (l *Loader) checkRemote(rc *remoteCat, u string, opts map[string]any) (*Catalog, error) {
-	cat, err := l.loadRemote(u, opts)
+func (l *Loader) checkRemote(ctx context.Context, rc *remoteCat, u string, opts map[string]any) (*Catalog, error) {
+	cat, err := l.loadRemote(ctx, u, opts)
 	shown, reason := remote.RedactURL(u), ""
 	if err != nil {
 		reason = err.Error()
@@ -210,6 +241,12 @@ func (l *Loader) checkRemote(rc *remoteCat, u string, opts map[string]any) (*Cat
 	l.mu.Lock()
 	var logf func() // after the unlock
 	switch {
+	case err != nil && ctx.Err() != nil:
+		// cancelled by Close: says nothing about the catalog; a good
+		// copy stays
+		if !rc.good {
+			rc.cat, rc.err = nil, err
+		}
 	case err != nil && rc.good && isTransient(err):
 		// stale-if-error: a server that is down or slow says nothing
 		// about the catalog, so its sources stay listed
@@ -262,8 +299,7 @@ func isTransient(err error) bool { return errors.Is(err, remote.ErrUnavailable) 
 // (and a read when it changed), a listing for a directory or glob. It may
 // give a catalog and an error together: a directory or glob catalog
 // without the members that could not be reached, and the first reason.
-func (l *Loader) loadRemote(u string, opts map[string]any) (*Catalog, error) {
-	ctx := context.Background()
+func (l *Loader) loadRemote(ctx context.Context, u string, opts map[string]any) (*Catalog, error) {
 	shown := remote.RedactURL(u)
 	fail := func(err error) (*Catalog, error) {
 		return nil, &CatalogFileError{shown, fmt.Errorf("catalog %s: %w", shown, err)}
@@ -286,7 +322,7 @@ func (l *Loader) loadRemote(u string, opts map[string]any) (*Catalog, error) {
 			return fail(err)
 		}
 		if !info.IsDir && !strings.HasSuffix(ru, "/") {
-			return l.loadRemoteFile(store, ru, info, opts)
+			return l.loadRemoteFile(ctx, store, ru, info, opts)
 		}
 		ents, err := store.List(ctx, ru)
 		if err != nil {
@@ -308,7 +344,7 @@ func (l *Loader) loadRemote(u string, opts map[string]any) (*Catalog, error) {
 	var unreachable error
 	cat, _ := l.openMany(shown, files, fmt.Sprintf("Catalog generated from all files found in %s", shown),
 		func(f string) (*Catalog, error) {
-			c, err := l.loadRemoteFile(store, f, byURL[f], opts)
+			c, err := l.loadRemoteFile(ctx, store, f, byURL[f], opts)
 			if err != nil && unreachable == nil && isTransient(err) {
 				unreachable = err
 			}
@@ -323,7 +359,7 @@ const maxCatalogSize = 64 << 20
 // loadRemoteFile gives one remote catalog file whose info was just
 // fetched, reusing the parse while the object's identity (ETag,
 // generation, size+mtime) is unchanged.
-func (l *Loader) loadRemoteFile(store remote.Store, u string, info remote.ObjectInfo, opts map[string]any) (*Catalog, error) {
+func (l *Loader) loadRemoteFile(ctx context.Context, store remote.Store, u string, info remote.ObjectInfo, opts map[string]any) (*Catalog, error) {
 	key := "remote\x00" + u + "\x00" + optionsKey(opts)
 	shown := remote.RedactURL(u)
 	l.mu.Lock()
@@ -332,7 +368,7 @@ func (l *Loader) loadRemoteFile(store remote.Store, u string, info remote.Object
 	if lf != nil && info.Identity() == lf.identity {
 		return lf.cat, lf.err
 	}
-	text, err := readAllRemote(context.Background(), store, u)
+	text, err := readAllRemote(ctx, store, u)
 	if err != nil && isTransient(err) {
 		// not kept: under the same identity the next check must read
 		// again, not give this error back

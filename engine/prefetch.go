@@ -131,8 +131,12 @@ func (p *prefetcher) close() {
 }
 
 // Close stops the work this FS does in the background (building
-// listings ahead of a walk) and waits for it to end. Reads go on working.
-func (f *FS) Close() { f.prefetch.close() }
+// listings ahead of a walk, checking remote catalogs) and waits for it to
+// end. Reads go on working, doing in the foreground what is due.
+func (f *FS) Close() {
+	f.prefetch.close()
+	f.Loader.Close()
+}
 
 // built counts a listing built ahead.
 func (p *prefetcher) built() {

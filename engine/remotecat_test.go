@@ -384,3 +384,47 @@ func TestRemoteCatalogGone(t *testing.T) {
 		t.Errorf("dropping the catalog is not logged:\n%s", log.String())
 	}
 }
+
+// TestLoaderCloseEndsBackgroundChecks: a background check held by a server
+// that never answers ends when the loader is closed (its request is
+// cancelled, not left to run out its bounds), and after Close an Open that
+// finds a check due makes it itself.
+func TestLoaderCloseEndsBackgroundChecks(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	s := startCatServer(t, catWith("a"))
+	defer s.unstall()
+	// bounds far beyond the test: only Close can end the stalled check
+	l, _ := remoteLoader(t, interval, 10*time.Minute)
+	mustOpen(t, l, s.url(), 10*time.Second)
+
+	s.stall()
+	time.Sleep(interval + 50*time.Millisecond)
+	mustOpen(t, l, s.url(), 2*time.Second) // starts the background check
+	waitFor(t, 10*time.Second, "no background check started", func() bool { return checking(l, s.url()) })
+
+	closed := make(chan struct{})
+	go func() { l.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10 s while a check was stalled")
+	}
+	if checking(l, s.url()) {
+		t.Error("a check is still marked running after Close")
+	}
+
+	// after Close, a due check is made in the foreground
+	s.unstall()
+	s.set(catWith("b"))
+	time.Sleep(interval + 50*time.Millisecond)
+	before := s.requests.Load()
+	if c := mustOpen(t, l, s.url(), 10*time.Second); entryNames(c) != "b" {
+		t.Errorf("Open after Close gave %q, want the catalog as it is now (b)", entryNames(c))
+	}
+	if s.requests.Load() == before {
+		t.Error("Open of a due catalog after Close made no request")
+	}
+	if checking(l, s.url()) {
+		t.Error("a check is marked running after the Open that made it returned")
+	}
+}

@@ -163,6 +163,7 @@ func TestMountFailures(t *testing.T) {
 		{"missing mount point", demoCatalog, filepath.Join(dir, "nosuch", "mnt"), nil},
 		{"mount point is a file", demoCatalog, notDir, nil},
 		{"read-write asked for", demoCatalog, existing, []string{"--read-only=false"}},
+		{"no remote recheck interval", demoCatalog, existing, []string{"--remote-recheck", "0s"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -100,12 +100,15 @@ func (g *globalFlags) openWith(catalog string, ch *cache.Cache) (*engine.FS, *sl
 	if err != nil {
 		return nil, nil, err
 	}
+	if g.remoteRecheck <= 0 {
+		return nil, nil, fmt.Errorf("--remote-recheck %s: want a positive duration, e.g. 10s or 5m", g.remoteRecheck)
+	}
 	retry := g.retry
 	retry.OnRetry = func(op, url string, attempt int, err error) {
 		log.Info("retrying remote request", "op", op, "url", remote.RedactURL(url), "attempt", attempt, "reason", err.Error())
 	}
 	tree, err := engine.New(catalog, engine.Options{Cwd: cwd, RootParams: params, RootOptions: opts, AllowShell: g.allowShell, Log: log,
-		Remote: remote.Config{Timeouts: g.timeouts}, Retry: retry, Opener: opener(ch), Stats: cacheStats(ch)})
+		Remote: remote.Config{Timeouts: g.timeouts}, Retry: retry, Opener: opener(ch), Stats: cacheStats(ch), RemoteRecheck: g.remoteRecheck})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -78,7 +78,7 @@ func helperMountArgs(args []string) ([]string, error) {
 			out = append(out, "--"+strings.ReplaceAll(k, "_", "-"))
 		case k == "log_file":
 			logFile = v
-		case k == "log_level" || k == "cache_dir" || k == "cache_max_size" || k == "cache_min_free" || k == "entry_timeout" || k == "attr_timeout" || k == "negative_timeout" || k == "metrics_addr":
+		case k == "log_level" || k == "cache_dir" || k == "cache_max_size" || k == "cache_min_free" || k == "entry_timeout" || k == "attr_timeout" || k == "negative_timeout" || k == "metrics_addr" || k == "remote_recheck":
 			if !hasV {
 				return nil, fmt.Errorf("option %s needs a value", k)
 			}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -62,6 +63,8 @@ type globalFlags struct {
 	storageOpt []string
 	retry      remote.RetryPolicy
 	timeouts   remote.Timeouts
+	// remoteRecheck: how often remote catalogs are checked again
+	remoteRecheck time.Duration
 }
 
 func newRootCmd() *cobra.Command {
@@ -96,6 +99,7 @@ Examples:
 	pf.DurationVar(&g.timeouts.Connect, "connect-timeout", g.timeouts.Connect, "time to connect to a remote server")
 	pf.DurationVar(&g.timeouts.Request, "request-timeout", g.timeouts.Request, "time for a remote server to start answering")
 	pf.DurationVar(&g.timeouts.Idle, "idle-timeout", g.timeouts.Idle, "longest pause in a remote response body while it is being read")
+	pf.DurationVar(&g.remoteRecheck, "remote-recheck", engine.DefaultRemoteRecheck, "how often a remote catalog is checked for changes (in the background), and how long a listing of remote data is reused")
 	root.AddCommand(newMountCmd(g), newLsCmd(g), newDescribeCmd(g), newCatCmd(g), newCacheCmd(g))
 	return root
 }

@@ -50,3 +50,13 @@ func TestHelperMetricsAddr(t *testing.T) {
 		t.Errorf("metrics_addr without a value: %v, want an error naming it", err)
 	}
 }
+
+func TestHelperRemoteRecheck(t *testing.T) {
+	args, err := helperMountArgs([]string{"cat.yaml", "/mnt", "-o", "remote_recheck=1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.Index(args, "--remote-recheck"); i < 0 || i+1 >= len(args) || args[i+1] != "1m" {
+		t.Errorf("remote_recheck= did not become --remote-recheck: %q", args)
+	}
+}
