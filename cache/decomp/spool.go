@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 )
@@ -496,6 +497,9 @@ func (s *Spool) start() {
 // skipping the first skip bytes (already spooled by an earlier run).
 func (s *Spool) produce(skip int64) {
 	defer s.wg.Done()
+	// the writer too: it blocks in O_DIRECT writes, the same dance
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	err := s.run(skip)
 	s.mu.Lock()
 	s.running = false
@@ -640,6 +644,15 @@ func decodeAhead(rc io.Reader, win []*chunk) (<-chan decoded, func()) {
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
+		// A thread of its own: each libzstd call is a cgo call, after
+		// which an unlocked goroutine may resume on another thread and
+		// core (the runtime hands the P away during a long call), with
+		// the decoder's state cold in that core's cache and a wakeup
+		// more. Locked, a zstd first read of 1 GB through the mount went
+		// from 0.88-0.96x to 1.04-1.07x of zstd -dc (bench_issue6.sh,
+		// three runs each, alternating, on a quiet 2-core machine).
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		for i := 0; ; i++ {
 			c := win[i%len(win)]
 			c.mu.Lock()
