@@ -63,7 +63,7 @@ func TestHTTPConformance(t *testing.T) {
 func TestHTTPConformanceIgnoresRange(t *testing.T) {
 	dir := t.TempDir()
 	srv := fileServer(t, dir, false)
-	runConformance(t, NewHTTP(HTTPOptions{}), srv.URL, dirPut(t, dir), confOpts{noList: true, noDirStat: true, noVersionCheck: true})
+	runConformance(t, NewHTTP(HTTPOptions{}), srv.URL, dirPut(t, dir), confOpts{noList: true, noDirStat: true})
 }
 
 func TestHTTPConformanceWithRetry(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 )
 
 // ErrChanged is a read of a version of an object that is no longer
@@ -60,4 +61,12 @@ func (l Local) ReadVersion(ctx context.Context, info ObjectInfo, off, length int
 		}
 	}
 	return rc, nil
+}
+
+// etagsDiffer reports whether two ETags name different versions. An
+// absent one says nothing, and the W/ (weak) mark is ignored: a proxy may
+// weaken a tag without the content changing.
+func etagsDiffer(a, b string) bool {
+	a, b = strings.Trim(strings.TrimPrefix(a, "W/"), `"`), strings.Trim(strings.TrimPrefix(b, "W/"), `"`)
+	return a != "" && b != "" && a != b
 }
