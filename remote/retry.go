@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -21,8 +22,10 @@ type RetryPolicy struct {
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	// MaxElapsed bounds one call, all attempts and waits included
-	// (default 30s). For ReadRange it bounds the opening only: a body,
-	// once streaming, lives as long as it keeps delivering.
+	// (default 30s). For ReadRange and ReadVersion it bounds the whole
+	// read, the body to its end included: the idle timeout alone lets a
+	// server that drips a byte at a time hold a reader for ever. Reads
+	// made under one WithReadBound context share one bound.
 	MaxElapsed time.Duration
 	// OnRetry, when set, is called before each retry (attempt is the
 	// attempt that failed, from 1); for logging and tests.
@@ -71,8 +74,11 @@ func (p RetryPolicy) backoff(attempt int) time.Duration {
 // failures (ErrNotExist, ErrPermission, ErrNotSupported, a bad request)
 // and the caller's cancellation are returned at once. ReadRange retries
 // only the opening of the read; an error in the middle of a body is
-// returned to the caller, who asks again for the remaining range. The
-// wrapper keeps ReaderAtOpener when s has it.
+// returned to the caller, who asks again for the remaining range (under
+// the same WithReadBound context, so that the resumption stays within
+// the first read's bound). A read whose bound runs out fails with an
+// error matching ErrUnavailable and ErrTimeBound. The wrapper keeps
+// ReaderAtOpener when s has it.
 func WithRetry(s Store, p RetryPolicy) Store {
 	r := &retryStore{s: s, p: p.withDefaults()}
 	if ra, ok := s.(ReaderAtOpener); ok {
@@ -99,6 +105,38 @@ func (r *retryStoreRA) OpenReaderAt(ctx context.Context, url string) (ReaderAtCl
 func (r *retryStore) Unwrap() Store { return r.s }
 
 var errRetryDeadline = errors.New("retry deadline exceeded")
+
+// ErrTimeBound is in the chain of a read's error, besides ErrUnavailable,
+// when RetryPolicy.MaxElapsed ran out before the read finished. Asking
+// again for the rest under the same WithReadBound context fails at once.
+var ErrTimeBound = errors.New("time bound elapsed")
+
+type readBoundKey struct{}
+
+// readBound is the deadline the reads under one WithReadBound context
+// share; zero until the first of them opens.
+type readBound struct {
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+func (b *readBound) from(d time.Time) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.deadline.IsZero() {
+		b.deadline = d
+	}
+	return b.deadline
+}
+
+// WithReadBound returns a context under which every ReadRange and
+// ReadVersion of a WithRetry store shares one time bound, MaxElapsed from
+// the first of them: a caller that resumes a read cut off mid-body makes
+// the resumptions under it, so that resuming cannot stretch what a reader
+// waits for its bytes.
+func WithReadBound(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readBoundKey{}, &readBound{})
+}
 
 // run calls fn until it succeeds, fails for good, or the policy is
 // exhausted. ctx is the deadline-bound context fn must use.
@@ -199,40 +237,65 @@ func (r *retryStore) ReadVersion(ctx context.Context, info ObjectInfo, off, leng
 }
 
 func (r *retryStore) open(ctx context.Context, url string, fn func(context.Context) (io.ReadCloser, error)) (io.ReadCloser, error) {
-	// The deadline must not outlive the opening: the body keeps reading
-	// under dctx, so it is a cancel-only context with a timer that is
-	// stopped once the read is open.
 	deadline := time.Now().Add(r.p.MaxElapsed)
-	dctx, cancel := context.WithCancelCause(ctx)
-	timer := time.AfterFunc(r.p.MaxElapsed, func() { cancel(errRetryDeadline) })
+	if b, ok := ctx.Value(readBoundKey{}).(*readBound); ok {
+		deadline = b.from(deadline)
+	}
+	if !time.Now().Before(deadline) {
+		return nil, r.boundElapsed(url)
+	}
+	// The body reads under dctx too, so the deadline ends the read
+	// wherever it is: opening, retrying, or in the middle of the body.
+	dctx, cancel := context.WithDeadlineCause(ctx, deadline, errRetryDeadline)
 	var rc io.ReadCloser
 	err := r.run(ctx, dctx, deadline, "read", url, func(c context.Context) error {
 		var err error
 		rc, err = fn(c)
 		return err
 	})
-	stopped := timer.Stop()
 	if err != nil {
-		cancel(context.Canceled)
+		cancel()
 		return nil, err
 	}
-	if !stopped {
-		// The deadline fired just as the read opened: dctx is cancelled,
-		// and so is the body.
-		rc.Close()
-		cancel(context.Canceled)
-		return nil, r.exhausted("read", url, 1, errRetryDeadline, true)
+	return &boundedBody{rc: rc, ctx: ctx, dctx: dctx, cancel: cancel, r: r, url: url}, nil
+}
+
+// boundElapsed is the error of a read whose time bound ran out.
+func (r *retryStore) boundElapsed(url string) error {
+	return &opError{op: "read", url: RedactURL(url), kind: ErrUnavailable, err: ErrTimeBound,
+		reason: fmt.Sprintf("gave up: the read did not finish within its time bound of %v (--retry-max-time)", r.p.MaxElapsed)}
+}
+
+// boundedBody is a body read under its read's deadline; Close releases
+// the request.
+type boundedBody struct {
+	rc        io.ReadCloser
+	ctx, dctx context.Context
+	cancel    context.CancelFunc
+	r         *retryStore
+	url       string
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.elapsed() {
+		return 0, b.r.boundElapsed(b.url)
 	}
-	return &cancelOnClose{ReadCloser: rc, cancel: func() { cancel(context.Canceled) }}, nil
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF && b.elapsed() {
+		// The backend saw its request cancelled; what happened is the bound.
+		err = b.r.boundElapsed(b.url)
+	}
+	return n, err
 }
 
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel func()
+// elapsed reports whether the deadline ended the read (and not the
+// caller, who gets its own cancellation).
+func (b *boundedBody) elapsed() bool {
+	return b.ctx.Err() == nil && errors.Is(context.Cause(b.dctx), errRetryDeadline)
 }
 
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
+func (b *boundedBody) Close() error {
+	err := b.rc.Close()
+	b.cancel()
 	return err
 }
