@@ -74,7 +74,10 @@ func (c *Cache) startRunsLocked(s remote.Store, o *object, fl []*flight, prefetc
 
 func (c *Cache) newRunLocked(s remote.Store, o *object, fl []*flight, prefetch bool) *run {
 	r := &run{s: s, o: o, flights: fl, prefetch: prefetch, live: len(fl)}
-	r.ctx, r.cancel = context.WithCancel(c.ctx)
+	// One time bound for the run's request and its resumptions: a server
+	// that breaks off and drips on each resumption must not make a reader
+	// wait a bound per resumption.
+	r.ctx, r.cancel = context.WithCancel(remote.WithReadBound(c.ctx))
 	for _, f := range fl {
 		f.r = r
 	}
@@ -203,6 +206,8 @@ func (c *Cache) run(r *run) {
 				r.o.info.URL, io.ErrUnexpectedEOF, r.flights[k].key.idx*c.bs+int64(got), r.o.info.Size)
 		case r.ctx.Err() != nil:
 			err = r.ctx.Err()
+		case errors.Is(err, remote.ErrTimeBound):
+			// Resuming would fail at once: the bound is the run's.
 		case progress && broken < 2:
 			// A body that broke off after delivering bytes: ask for the rest.
 			broken++
