@@ -106,9 +106,10 @@ func (r *retryStore) Unwrap() Store { return r.s }
 
 var errRetryDeadline = errors.New("retry deadline exceeded")
 
-// ErrTimeBound is in the chain of a read's error, besides ErrUnavailable,
-// when RetryPolicy.MaxElapsed ran out before the read finished. Asking
-// again for the rest under the same WithReadBound context fails at once.
+// ErrTimeBound is in the chain of an error, besides ErrUnavailable, when
+// RetryPolicy.MaxElapsed ran out before the call (a read: before its
+// body's end) finished. Asking again for the rest of a read under the same
+// WithReadBound context fails at once.
 var ErrTimeBound = errors.New("time bound elapsed")
 
 type readBoundKey struct{}
@@ -188,13 +189,24 @@ func (r *retryStore) exhausted(op, url string, attempts int, last error, deadlin
 	if deadline {
 		why = fmt.Sprintf("gave up after %d attempts within %v", attempts, r.p.MaxElapsed)
 	}
+	var err error
 	if errors.Is(last, ErrUnavailable) {
-		return fmt.Errorf("%w; %s", last, why)
+		err = fmt.Errorf("%w; %s", last, why)
+	} else {
+		// The deadline cut an attempt short: the backend saw a cancelled
+		// context, which is no failure class of its own.
+		err = &opError{op: op, url: RedactURL(url), kind: ErrUnavailable, reason: why, err: last}
 	}
-	// The deadline cut an attempt short: the backend saw a cancelled
-	// context, which is no failure class of its own.
-	return &opError{op: op, url: RedactURL(url), kind: ErrUnavailable, reason: why, err: last}
+	if deadline {
+		return timeBoundError{err}
+	}
+	return err
 }
+
+// timeBoundError adds ErrTimeBound to an error's chain, not to its text.
+type timeBoundError struct{ error }
+
+func (e timeBoundError) Unwrap() []error { return []error{e.error, ErrTimeBound} }
 
 func (r *retryStore) Stat(ctx context.Context, url string) (ObjectInfo, error) {
 	deadline := time.Now().Add(r.p.MaxElapsed)

@@ -96,8 +96,8 @@ func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 		p := fast
 		p.MaxAttempts = n
 		_, err := WithRetry(f, p).List(context.Background(), "s3://b/p")
-		if !errors.Is(err, ErrUnavailable) {
-			t.Errorf("attempts %d: err = %v", n, err)
+		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeBound) {
+			t.Errorf("attempts %d: err = %v; want ErrUnavailable, not the time bound's", n, err)
 		}
 		if f.count() != n {
 			t.Errorf("attempts %d: %d calls", n, f.count())
@@ -165,8 +165,8 @@ func TestRetryOverallDeadline(t *testing.T) {
 		start := time.Now()
 		err := op(WithRetry(f, p))
 		el := time.Since(start)
-		if !errors.Is(err, ErrUnavailable) {
-			t.Errorf("%s: want ErrUnavailable at the deadline, got %v", name, err)
+		if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrTimeBound) {
+			t.Errorf("%s: want ErrUnavailable and ErrTimeBound at the deadline, got %v", name, err)
 		}
 		if el < 250*time.Millisecond || el > 2*time.Second {
 			t.Errorf("%s: took %v", name, el)
@@ -177,7 +177,7 @@ func TestRetryOverallDeadline(t *testing.T) {
 	p2 := RetryPolicy{MaxAttempts: 3, InitialBackoff: 5 * time.Second, MaxBackoff: 5 * time.Second, MaxElapsed: 500 * time.Millisecond}
 	start := time.Now()
 	_, err := WithRetry(f2, p2).Stat(context.Background(), "u")
-	if !errors.Is(err, ErrUnavailable) || time.Since(start) > 400*time.Millisecond {
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrTimeBound) || time.Since(start) > 400*time.Millisecond {
 		t.Errorf("err = %v after %v", err, time.Since(start))
 	}
 }
