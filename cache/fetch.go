@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/intakefs/intakefs/remote"
 )
@@ -241,8 +242,21 @@ func (c *Cache) unwanted(r *run, k int) bool {
 	return r.live == 0 && !r.flights[k].delivered
 }
 
-// failFrom ends flights k and after with err.
+// failFrom ends flights k and after with err. Blocks whose fetch ran out
+// its time bound are refused for a while (c.failedFor): asked again at
+// once, they would only keep a reader waiting another bound.
 func (c *Cache) failFrom(r *run, k int, err error) {
+	if errors.Is(err, remote.ErrTimeBound) && c.failedFor > 0 {
+		until := time.Now().Add(c.failedFor)
+		c.mu.Lock()
+		if r.o.failed == nil {
+			r.o.failed = map[int64]blockFailure{}
+		}
+		for _, f := range r.flights[k:] {
+			r.o.failed[f.key.idx] = blockFailure{err: err, until: until}
+		}
+		c.mu.Unlock()
+	}
 	for _, f := range r.flights[k:] {
 		c.deliver(f, nil, err)
 		c.finish(f)

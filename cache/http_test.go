@@ -238,7 +238,8 @@ func loopbackServer(t *testing.T, h http.Handler) *httptest.Server {
 // remote's HTTP store with retries: a reader of a block gets the bound's
 // error within about the bound, and the run does not resume (a
 // resumption would share the spent bound), so one GET, and none left
-// running once the run has ended.
+// running once the run has ended. A read of the block right after is
+// refused at once.
 func TestDripBoundedOverRealHTTP(t *testing.T) {
 	const bound = time.Second
 	const size = 256 * kib
@@ -288,6 +289,22 @@ func TestDripBoundedOverRealHTTP(t *testing.T) {
 	if g := gets.Load(); g != 1 {
 		t.Errorf("%d GETs: a resumption after the bound ran out asked again", g)
 	}
+	// Asked again at once (as the kernel does), the block is refused
+	// without another request; once c.failedFor has passed, it is fetched
+	// again.
+	start = time.Now()
+	_, err = h.ReadAt(make([]byte, 1000), 0)
+	if took := time.Since(start); !errors.Is(err, remote.ErrTimeBound) || took > bound/2 || gets.Load() != 1 {
+		t.Errorf("read at once after the failure: %v after %v, %d GETs; want the same error at once, no GET", err, took, gets.Load())
+	}
+	c.mu.Lock()
+	c.failedFor = 0
+	h.o.failed[0] = blockFailure{err: err, until: time.Now()}
+	c.mu.Unlock()
+	if _, err = h.ReadAt(make([]byte, 1000), 0); !errors.Is(err, remote.ErrTimeBound) || gets.Load() != 2 {
+		t.Errorf("read after the refusal expired: %v, %d GETs; want a new GET and the bound's error", err, gets.Load())
+	}
+	waitIdle(t, c)
 	deadline := time.Now().Add(5 * time.Second)
 	for active.Load() != 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
