@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -427,6 +428,12 @@ func TestGlobHTTPQueryIsNoPattern(t *testing.T) {
 // the client goes away. active counts the GET handlers still running.
 func dripServer(t *testing.T, size int, tick time.Duration) (srv *httptest.Server, active *atomic.Int32) {
 	t.Helper()
+	return chunkServer(t, size, 1, tick)
+}
+
+// chunkServer is dripServer sending chunk bytes every tick.
+func chunkServer(t *testing.T, size, chunk int, tick time.Duration) (srv *httptest.Server, active *atomic.Int32) {
+	t.Helper()
 	active = new(atomic.Int32)
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"drip"`)
@@ -441,13 +448,13 @@ func dripServer(t *testing.T, size int, tick time.Duration) (srv *httptest.Serve
 		fl.Flush()
 		tk := time.NewTicker(tick)
 		defer tk.Stop()
-		for range size {
+		for left := size; left > 0; left -= chunk {
 			select {
 			case <-r.Context().Done():
 				return
 			case <-tk.C:
 			}
-			if _, err := w.Write([]byte{'d'}); err != nil {
+			if _, err := w.Write(bytes.Repeat([]byte{'d'}, min(chunk, left))); err != nil {
 				return
 			}
 			fl.Flush()
@@ -513,5 +520,30 @@ func TestHTTPDripBoundedByMaxElapsed(t *testing.T) {
 		if a := active.Load(); a != 0 {
 			t.Errorf("%s: %d requests still being served after Close", name, a)
 		}
+	}
+}
+
+// A slow link is not a dripping server: a body that takes several times
+// MaxElapsed but delivers 64 KiB well within each bound reads to its end.
+func TestHTTPSlowBodyWithinBound(t *testing.T) {
+	const bound = time.Second
+	const size = 512 << 10
+	// 32 KiB every 250 ms: 128 KiB/s, 4 s for the whole body
+	srv, _ := chunkServer(t, size, 32<<10, 250*time.Millisecond)
+	h := NewHTTP(HTTPOptions{Timeouts: Timeouts{Request: time.Second, Idle: 2 * time.Second}})
+	s := WithRetry(h, RetryPolicy{MaxAttempts: 2, InitialBackoff: 10 * time.Millisecond, MaxElapsed: bound})
+	start := time.Now()
+	rc, err := s.ReadRange(context.Background(), srv.URL+"/slow.csv", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	n, err := io.Copy(io.Discard, rc)
+	took := time.Since(start)
+	if err != nil || n != size {
+		t.Fatalf("read %d of %d bytes in %v: %v; want all of it", n, size, took, err)
+	}
+	if took < 2*bound {
+		t.Fatalf("the body took %v: not slow enough to show anything about a %v bound", took, bound)
 	}
 }

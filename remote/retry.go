@@ -22,10 +22,11 @@ type RetryPolicy struct {
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	// MaxElapsed bounds one call, all attempts and waits included
-	// (default 30s). For ReadRange and ReadVersion it bounds the whole
-	// read, the body to its end included: the idle timeout alone lets a
-	// server that drips a byte at a time hold a reader for ever. Reads
-	// made under one WithReadBound context share one bound.
+	// (default 30s). For ReadRange and ReadVersion it bounds the read's
+	// progress, the body to its end included: the read fails when
+	// MaxElapsed passes without 64 KiB more of its body (the idle timeout
+	// alone lets a server that drips a byte at a time hold a reader for
+	// ever). Reads made under one WithReadBound context share one bound.
 	MaxElapsed time.Duration
 	// OnRetry, when set, is called before each retry (attempt is the
 	// attempt that failed, from 1); for logging and tests.
@@ -115,7 +116,8 @@ var ErrTimeBound = errors.New("time bound elapsed")
 type readBoundKey struct{}
 
 // readBound is the deadline the reads under one WithReadBound context
-// share; zero until the first of them opens.
+// share; zero until the first of them opens. Each progressUnit of body
+// delivered moves it to MaxElapsed from then.
 type readBound struct {
 	mu       sync.Mutex
 	deadline time.Time
@@ -129,6 +131,28 @@ func (b *readBound) from(d time.Time) time.Time {
 	}
 	return b.deadline
 }
+
+func (b *readBound) get() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.deadline
+}
+
+func (b *readBound) extend(d time.Time) {
+	b.mu.Lock()
+	if d.After(b.deadline) {
+		b.deadline = d
+	}
+	b.mu.Unlock()
+}
+
+// progressUnit is how much of a body must arrive within MaxElapsed for
+// the read's bound to move on. The bound is against a server that stalls
+// or drips a byte at a time, not against a slow link: a 16 MiB readahead
+// request over a link of a few Mbit/s takes longer than 30 s, and keeps
+// going as long as each 64 KiB comes within the bound (about 2 KiB/s at
+// the default 30 s).
+const progressUnit = 64 << 10
 
 // WithReadBound returns a context under which every ReadRange and
 // ReadVersion of a WithRetry store shares one time bound, MaxElapsed from
@@ -249,16 +273,22 @@ func (r *retryStore) ReadVersion(ctx context.Context, info ObjectInfo, off, leng
 }
 
 func (r *retryStore) open(ctx context.Context, url string, fn func(context.Context) (io.ReadCloser, error)) (io.ReadCloser, error) {
-	deadline := time.Now().Add(r.p.MaxElapsed)
-	if b, ok := ctx.Value(readBoundKey{}).(*readBound); ok {
-		deadline = b.from(deadline)
+	b, ok := ctx.Value(readBoundKey{}).(*readBound)
+	if !ok {
+		b = &readBound{}
 	}
+	deadline := b.from(time.Now().Add(r.p.MaxElapsed))
 	if !time.Now().Before(deadline) {
 		return nil, r.boundElapsed(url)
 	}
-	// The body reads under dctx too, so the deadline ends the read
-	// wherever it is: opening, retrying, or in the middle of the body.
-	dctx, cancel := context.WithDeadlineCause(ctx, deadline, errRetryDeadline)
+	// The body reads under dctx too, so the bound ends the read wherever
+	// it is: opening, retrying, or in the middle of the body. The timer
+	// checks the bound when it fires, since progress may have moved it.
+	dctx, cancel := context.WithCancelCause(ctx)
+	w := &boundWatch{b: b, cancel: cancel}
+	w.mu.Lock()
+	w.t = time.AfterFunc(time.Until(deadline), w.fire)
+	w.mu.Unlock()
 	var rc io.ReadCloser
 	err := r.run(ctx, dctx, deadline, "read", url, func(c context.Context) error {
 		var err error
@@ -266,26 +296,59 @@ func (r *retryStore) open(ctx context.Context, url string, fn func(context.Conte
 		return err
 	})
 	if err != nil {
-		cancel()
+		w.stop()
 		return nil, err
 	}
-	return &boundedBody{rc: rc, ctx: ctx, dctx: dctx, cancel: cancel, r: r, url: url}, nil
+	return &boundedBody{rc: rc, ctx: ctx, dctx: dctx, w: w, r: r, url: url}, nil
+}
+
+// boundWatch cancels a read when its bound has passed.
+type boundWatch struct {
+	b      *readBound
+	cancel context.CancelCauseFunc
+	mu     sync.Mutex // guards t and stopped
+	t      *time.Timer
+	// stopped: the read is closed; fire must not re-arm.
+	stopped bool
+}
+
+func (w *boundWatch) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	if left := time.Until(w.b.get()); left > 0 {
+		w.t.Reset(left)
+		return
+	}
+	w.cancel(errRetryDeadline)
+}
+
+func (w *boundWatch) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.t.Stop()
+	w.mu.Unlock()
+	w.cancel(context.Canceled)
 }
 
 // boundElapsed is the error of a read whose time bound ran out.
 func (r *retryStore) boundElapsed(url string) error {
 	return &opError{op: "read", url: RedactURL(url), kind: ErrUnavailable, err: ErrTimeBound,
-		reason: fmt.Sprintf("gave up: the read did not finish within its time bound of %v (--retry-max-time)", r.p.MaxElapsed)}
+		reason: fmt.Sprintf("gave up: the read did not deliver 64 KiB within its time bound of %v (--retry-max-time)", r.p.MaxElapsed)}
 }
 
-// boundedBody is a body read under its read's deadline; Close releases
-// the request.
+// boundedBody is a body read under its read's bound, which each
+// progressUnit delivered moves on; Close releases the request.
 type boundedBody struct {
 	rc        io.ReadCloser
 	ctx, dctx context.Context
-	cancel    context.CancelFunc
+	w         *boundWatch
 	r         *retryStore
 	url       string
+	// since counts the bytes delivered since the bound last moved.
+	since int
 }
 
 func (b *boundedBody) Read(p []byte) (int, error) {
@@ -293,6 +356,10 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 		return 0, b.r.boundElapsed(b.url)
 	}
 	n, err := b.rc.Read(p)
+	if b.since += n; b.since >= progressUnit {
+		b.since = 0
+		b.w.b.extend(time.Now().Add(b.r.p.MaxElapsed))
+	}
 	if err != nil && err != io.EOF && b.elapsed() {
 		// The backend saw its request cancelled; what happened is the bound.
 		err = b.r.boundElapsed(b.url)
@@ -300,14 +367,14 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// elapsed reports whether the deadline ended the read (and not the
-// caller, who gets its own cancellation).
+// elapsed reports whether the bound ended the read (and not the caller,
+// who gets its own cancellation).
 func (b *boundedBody) elapsed() bool {
 	return b.ctx.Err() == nil && errors.Is(context.Cause(b.dctx), errRetryDeadline)
 }
 
 func (b *boundedBody) Close() error {
 	err := b.rc.Close()
-	b.cancel()
+	b.w.stop()
 	return err
 }
