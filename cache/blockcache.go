@@ -219,12 +219,48 @@ type object struct {
 	dirty   bool // used since its last use was written to disk
 	wrote   bool // blocks written by this process: fsynced at Close
 	lastUse time.Time
+	// failed holds blocks whose fetch just ran out its time bound: the
+	// error, and until when it is the answer (see refusedLocked).
+	failed map[int64]blockFailure
 
 	onDisk atomic.Bool // its directory and meta.json exist
 	fmu    sync.Mutex  // guards data and index, and the making of the directory
 	data   *os.File
 	index  *os.File
 	fileID uint64 // identity (device, inode) of the data file last opened
+}
+
+type blockFailure struct {
+	err   error
+	until time.Time
+}
+
+// defaultFailedFor covers the kernel's retries of a failed read: it asks
+// again at once, page by page, and would otherwise wait a whole time
+// bound for each, so a reader got its EIO after several bounds.
+const defaultFailedFor = 2 * time.Second
+
+// refusedLocked is the error of a recent fetch that ran out its time
+// bound for one of blocks first..last of o not on disk, or nil. Expired
+// entries are dropped.
+func (c *Cache) refusedLocked(o *object, first, last int64, now time.Time) error {
+	if len(o.failed) == 0 {
+		return nil
+	}
+	for i := first; i <= last; i++ {
+		bf, ok := o.failed[i]
+		if !ok {
+			continue
+		}
+		if !now.Before(bf.until) {
+			delete(o.failed, i)
+			continue
+		}
+		if b := o.blocks[i]; b == nil || b.state != stPresent {
+			return bf.err
+		}
+	}
+	return nil
 }
 
 type flightKey struct {
@@ -279,6 +315,9 @@ type Cache struct {
 
 	noReadahead bool
 	runBlocks   int64 // blocks in one readahead request (Options.FetchMax)
+	// failedFor is how long a block whose fetch ran out its time bound
+	// is refused at once rather than fetched again (see refusedLocked).
+	failedFor time.Duration
 	// beside is what others keep in the cache directory under the same
 	// MaxBytes (the engine's decompressed spools): see SetBeside.
 	beside atomic.Int64
@@ -380,7 +419,7 @@ func New(o Options) (*Cache, error) {
 
 	c := &Cache{opt: o, root: root, bs: o.BlockSize, log: o.Log, lockf: lf, noReadahead: noReadahead, runBlocks: o.FetchMax / o.BlockSize,
 		sem: semaphore.NewWeighted(o.MemoryBytes), objects: map[string]*object{},
-		byURL: map[string]map[*object]struct{}{}, flights: map[flightKey]*flight{}}
+		byURL: map[string]map[*object]struct{}{}, flights: map[flightKey]*flight{}, failedFor: defaultFailedFor}
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	bs := c.bs
 	c.bufs.New = func() any { b := make([]byte, bs); return &b }
@@ -981,6 +1020,10 @@ func (h *handle) ReadAtContext(ctx context.Context, p []byte, off int64) (int, e
 	if c.closed {
 		c.mu.Unlock()
 		return 0, ErrClosed
+	}
+	if err := c.refusedLocked(o, first, last, time.Now()); err != nil {
+		c.mu.Unlock()
+		return 0, err
 	}
 	for i := first; i <= last; i++ {
 		lo, hi := max(off, i*bs), min(off+want, (i+1)*bs)

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/intakefs/intakefs/remote"
 )
@@ -74,7 +75,10 @@ func (c *Cache) startRunsLocked(s remote.Store, o *object, fl []*flight, prefetc
 
 func (c *Cache) newRunLocked(s remote.Store, o *object, fl []*flight, prefetch bool) *run {
 	r := &run{s: s, o: o, flights: fl, prefetch: prefetch, live: len(fl)}
-	r.ctx, r.cancel = context.WithCancel(c.ctx)
+	// One time bound for the run's request and its resumptions: a server
+	// that breaks off and drips on each resumption must not make a reader
+	// wait a bound per resumption.
+	r.ctx, r.cancel = context.WithCancel(remote.WithReadBound(c.ctx))
 	for _, f := range fl {
 		f.r = r
 	}
@@ -203,6 +207,8 @@ func (c *Cache) run(r *run) {
 				r.o.info.URL, io.ErrUnexpectedEOF, r.flights[k].key.idx*c.bs+int64(got), r.o.info.Size)
 		case r.ctx.Err() != nil:
 			err = r.ctx.Err()
+		case errors.Is(err, remote.ErrTimeBound):
+			// Resuming would fail at once: the bound is the run's.
 		case progress && broken < 2:
 			// A body that broke off after delivering bytes: ask for the rest.
 			broken++
@@ -236,8 +242,21 @@ func (c *Cache) unwanted(r *run, k int) bool {
 	return r.live == 0 && !r.flights[k].delivered
 }
 
-// failFrom ends flights k and after with err.
+// failFrom ends flights k and after with err. Blocks whose fetch ran out
+// its time bound are refused for a while (c.failedFor): asked again at
+// once, they would only keep a reader waiting another bound.
 func (c *Cache) failFrom(r *run, k int, err error) {
+	if errors.Is(err, remote.ErrTimeBound) && c.failedFor > 0 {
+		until := time.Now().Add(c.failedFor)
+		c.mu.Lock()
+		if r.o.failed == nil {
+			r.o.failed = map[int64]blockFailure{}
+		}
+		for _, f := range r.flights[k:] {
+			r.o.failed[f.key.idx] = blockFailure{err: err, until: until}
+		}
+		c.mu.Unlock()
+	}
 	for _, f := range r.flights[k:] {
 		c.deliver(f, nil, err)
 		c.finish(f)

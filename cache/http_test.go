@@ -233,3 +233,83 @@ func loopbackServer(t *testing.T, h http.Handler) *httptest.Server {
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// A server that sends its headers and then drips a byte at a time, over
+// remote's HTTP store with retries: a reader of a block gets the bound's
+// error within about the bound, and the run does not resume (a
+// resumption would share the spent bound), so one GET, and none left
+// running once the run has ended. A read of the block right after is
+// refused at once.
+func TestDripBoundedOverRealHTTP(t *testing.T) {
+	const bound = time.Second
+	const size = 256 * kib
+	var gets, active atomic.Int32
+	srv := loopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"drip"`)
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		if r.Method != http.MethodGet {
+			return
+		}
+		gets.Add(1)
+		active.Add(1)
+		defer active.Add(-1)
+		w.WriteHeader(http.StatusOK)
+		for {
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := w.Write([]byte{'d'}); err != nil {
+				return
+			}
+		}
+	}))
+	st := remote.WithRetry(remote.NewHTTP(remote.HTTPOptions{Timeouts: remote.Timeouts{Request: time.Second, Idle: 500 * time.Millisecond}}),
+		remote.RetryPolicy{MaxAttempts: 2, InitialBackoff: 10 * time.Millisecond, MaxElapsed: bound})
+	info, err := st.Stat(context.Background(), srv.URL+"/drip.bin")
+	if err != nil || info.Size != size {
+		t.Fatalf("Stat = %+v, %v", info, err)
+	}
+	c := newTestCache(t, Options{})
+	h := openT(t, c, st, info)
+	defer h.Close()
+	start := time.Now()
+	n, err := h.ReadAt(make([]byte, 1000), 0)
+	took := time.Since(start)
+	t.Logf("read: %d bytes, %v, after %v", n, err, took.Round(time.Millisecond))
+	if !errors.Is(err, remote.ErrTimeBound) || !errors.Is(err, remote.ErrUnavailable) {
+		t.Errorf("read of a dripping block: %v; want the time bound's error", err)
+	}
+	if took > bound+5*time.Second {
+		t.Errorf("the read failed after %v, want about %v", took, bound)
+	}
+	waitIdle(t, c)
+	if g := gets.Load(); g != 1 {
+		t.Errorf("%d GETs: a resumption after the bound ran out asked again", g)
+	}
+	// Asked again at once (as the kernel does), the block is refused
+	// without another request; once c.failedFor has passed, it is fetched
+	// again.
+	start = time.Now()
+	_, err = h.ReadAt(make([]byte, 1000), 0)
+	if took := time.Since(start); !errors.Is(err, remote.ErrTimeBound) || took > bound/2 || gets.Load() != 1 {
+		t.Errorf("read at once after the failure: %v after %v, %d GETs; want the same error at once, no GET", err, took, gets.Load())
+	}
+	c.mu.Lock()
+	c.failedFor = 0
+	h.o.failed[0] = blockFailure{err: err, until: time.Now()}
+	c.mu.Unlock()
+	if _, err = h.ReadAt(make([]byte, 1000), 0); !errors.Is(err, remote.ErrTimeBound) || gets.Load() != 2 {
+		t.Errorf("read after the refusal expired: %v, %d GETs; want a new GET and the bound's error", err, gets.Load())
+	}
+	waitIdle(t, c)
+	deadline := time.Now().Add(5 * time.Second)
+	for active.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a := active.Load(); a != 0 {
+		t.Errorf("%d GETs still being served after the run ended", a)
+	}
+}

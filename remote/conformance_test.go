@@ -18,9 +18,6 @@ type confOpts struct {
 	noList bool
 	// noDirStat: Stat of a directory is not possible (HTTP).
 	noDirStat bool
-	// noVersionCheck: ReadVersion cannot tell versions apart (an HTTP
-	// server without ETags).
-	noVersionCheck bool
 }
 
 // confData is the fixed content of the conformance objects.
@@ -139,22 +136,20 @@ func runConformance(t *testing.T, s Store, base string, put func(key string, dat
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !o.noVersionCheck {
-			if _, ok := s.(VersionReader); !ok {
-				t.Fatalf("%T is no VersionReader", s)
+		if _, ok := s.(VersionReader); !ok {
+			t.Fatalf("%T is no VersionReader", s)
+		}
+		// Never the new bytes for the old version: ErrChanged, or
+		// (a store that keeps versions) exactly the old bytes.
+		rc, err = ReadVersion(ctx, s, v1, 0, -1)
+		if err == nil {
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || string(b) != "first version" {
+				t.Errorf("ReadVersion(old) = %q, %v; want ErrChanged or the old bytes", b, err)
 			}
-			// Never the new bytes for the old version: ErrChanged, or
-			// (a store that keeps versions) exactly the old bytes.
-			rc, err := ReadVersion(ctx, s, v1, 0, -1)
-			if err == nil {
-				b, err := io.ReadAll(rc)
-				rc.Close()
-				if err != nil || string(b) != "first version" {
-					t.Errorf("ReadVersion(old) = %q, %v; want ErrChanged or the old bytes", b, err)
-				}
-			} else if !errors.Is(err, ErrChanged) || errors.Is(err, ErrNotExist) || IsRetryable(err) {
-				t.Errorf("ReadVersion(old) = %v, want ErrChanged only", err)
-			}
+		} else if !errors.Is(err, ErrChanged) || errors.Is(err, ErrNotExist) || IsRetryable(err) {
+			t.Errorf("ReadVersion(old) = %v, want ErrChanged only", err)
 		}
 		rc, err = ReadVersion(ctx, s, v2, 0, -1)
 		if err != nil {

@@ -232,21 +232,26 @@ func (g *GCS) statPrefix(w *watchdog, url, bucket, prefix string, notFound error
 
 // ReadRange implements Store.
 func (g *GCS) ReadRange(ctx context.Context, url string, off, length int64) (io.ReadCloser, error) {
-	return g.readRange(ctx, url, off, length, 0)
+	return g.readRange(ctx, url, off, length, nil)
 }
 
 // ReadVersion implements VersionReader by reading info's generation
 // itself: the bytes of that version while it exists (a versioned bucket
-// keeps it), ErrChanged once it is gone.
+// keeps it), ErrChanged once it is gone. The answer is checked too (see
+// gcsAnswerChanged), for a server that ignores the generation.
 func (g *GCS) ReadVersion(ctx context.Context, info ObjectInfo, off, length int64) (io.ReadCloser, error) {
-	var gen int64
-	if v, ok := strings.CutPrefix(info.ETag, "gen:"); ok {
-		gen, _ = strconv.ParseInt(v, 10, 64)
-	}
-	return g.readRange(ctx, info.URL, off, length, gen)
+	return g.readRange(ctx, info.URL, off, length, &info)
 }
 
-func (g *GCS) readRange(ctx context.Context, url string, off, length int64, gen int64) (io.ReadCloser, error) {
+// readRange reads [off, off+length) of url; with want set, of that
+// generation, and ErrChanged when the answer is of another version.
+func (g *GCS) readRange(ctx context.Context, url string, off, length int64, want *ObjectInfo) (io.ReadCloser, error) {
+	var gen int64
+	if want != nil {
+		if v, ok := strings.CutPrefix(want.ETag, "gen:"); ok {
+			gen, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
 	_, bucket, key, err := splitBucketURL(url)
 	if err != nil || key == "" {
 		if err == nil {
@@ -292,7 +297,29 @@ func (g *GCS) readRange(ctx context.Context, url string, off, length int64, gen 
 		}
 		return nil, err
 	}
-	return newGuardedBody(w, r, g.t.Idle, "read", url, g.secrets), nil
+	body := newGuardedBody(w, r, g.t.Idle, "read", url, g.secrets)
+	if want != nil {
+		if why := gcsAnswerChanged(*want, gen, r.Attrs); why != "" {
+			body.Close()
+			return nil, newOpError("read", url, ErrChanged, why, nil, g.secrets)
+		}
+	}
+	return body, nil
+}
+
+// gcsAnswerChanged says how a reader's attributes show another version
+// than want (of generation gen), or "". Over HTTP the library reports the
+// generation it asked for, not the one the server answered with, so the
+// size is what catches a server that ignored the generation; a
+// decompressed or unfinalized reader's size is not the stored object's.
+func gcsAnswerChanged(want ObjectInfo, gen int64, a storage.ReaderObjectAttrs) string {
+	if gen > 0 && a.Generation > 0 && a.Generation != gen {
+		return fmt.Sprintf("the server answered with generation %d, not %d", a.Generation, gen)
+	}
+	if !a.Decompressed && !a.Unfinalized && want.Size >= 0 && a.Size >= 0 && a.Size != want.Size {
+		return fmt.Sprintf("the object is now %d bytes, not %d", a.Size, want.Size)
+	}
+	return ""
 }
 
 // List implements Store.

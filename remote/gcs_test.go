@@ -1,12 +1,15 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -201,5 +204,54 @@ func TestGCSTokenOptions(t *testing.T) {
 	if _, err := NewGCS(context.Background(), GCSOptions{CredentialsFile: bad}); err == nil ||
 		strings.Contains(err.Error(), "sekrit-key-material") {
 		t.Errorf("bad credentials type: %v", err)
+	}
+}
+
+// fake-gcs-server behind a proxy that drops the generation a read asks
+// for, so the server answers with the object it has now. The library
+// reports the generation it asked for, not the answer's, so what the
+// store can check is the size: a rewrite that changes it is refused.
+func TestGCSReadVersionChecksTheAnswer(t *testing.T) {
+	gcsTestEnv(t)
+	srv := startFakeGCS(t)
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "ver"})
+	target, err := neturl.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stripped atomic.Int32
+	proxy := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		q := pr.Out.URL.Query()
+		if q.Has("generation") {
+			stripped.Add(1)
+			q.Del("generation")
+			pr.Out.URL.RawQuery = q.Encode()
+		}
+	}})
+	t.Cleanup(proxy.Close)
+	st, err := NewGCS(context.Background(), GCSOptions{Anon: true, Endpoint: proxy.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	put := gcsPut(srv, "ver", "")
+	v1 := bytes.Repeat([]byte("1"), 4000)
+	put("obj", v1)
+	info, err := st.Stat(ctx, "gs://ver/obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readVersion(ctx, st, info, 100, 200); got.err != nil || !bytes.Equal(got.b, v1[100:300]) {
+		t.Fatalf("unchanged object: %d bytes, %v", len(got.b), got.err)
+	}
+	put("obj", bytes.Repeat([]byte("2"), 5000))
+	got := readVersion(ctx, st, info, 1000, 200)
+	if !errors.Is(got.err, ErrChanged) || IsRetryable(got.err) {
+		t.Fatalf("read of the old generation through a server that ignores it: %d bytes (%q…), %v; want ErrChanged",
+			len(got.b), trunc(got.b), got.err)
+	}
+	if stripped.Load() == 0 {
+		t.Error("no read asked for a generation: the proxy proved nothing")
 	}
 }

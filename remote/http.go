@@ -213,20 +213,53 @@ func rangeHeader(off, length int64) string {
 
 // ReadRange implements Store.
 func (h *HTTP) ReadRange(ctx context.Context, url string, off, length int64) (io.ReadCloser, error) {
-	return h.readRange(ctx, url, off, length, "")
+	return h.readRange(ctx, url, off, length, "", nil)
 }
 
-// ReadVersion implements VersionReader with If-Match on a strong ETag;
-// without one (no ETag, or a weak W/ one) it is a plain ReadRange.
+// ReadVersion implements VersionReader with If-Match on a strong ETag
+// (a weak W/ one cannot be sent in If-Match). Whatever was sent, the
+// answer's own identity must be info's (see answerChanged): a server that
+// ignores If-Match, or was sent none, answers with the bytes it has now.
 func (h *HTTP) ReadVersion(ctx context.Context, info ObjectInfo, off, length int64) (io.ReadCloser, error) {
 	etag := info.ETag
 	if strings.HasPrefix(etag, "W/") {
 		etag = ""
 	}
-	return h.readRange(ctx, info.URL, off, length, etag)
+	return h.readRange(ctx, info.URL, off, length, etag, &info)
 }
 
-func (h *HTTP) readRange(ctx context.Context, url string, off, length int64, ifMatch string) (io.ReadCloser, error) {
+// answerChanged says how an answer to a read of want shows another version
+// of the object, or "" when nothing in it does: an ETag that differs (as
+// the weak comparison of RFC 9110 sees it, so a proxy that weakens a tag
+// is no change), or a total size (Content-Range's, or a whole body's
+// length) that differs. What the answer does not carry is not held against
+// it: a server that sends no ETag is no change. Nor is Last-Modified:
+// servers of generated files send the time of each answer.
+func answerChanged(want ObjectInfo, resp *http.Response) string {
+	if got := resp.Header.Get("ETag"); etagsDiffer(want.ETag, got) {
+		return fmt.Sprintf("the server answered with ETag %s, not %s", got, want.ETag)
+	}
+	total := int64(-1)
+	switch resp.StatusCode {
+	case http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable:
+		if _, _, t, ok := parseContentRange(resp.Header.Get("Content-Range")); ok {
+			total = t
+		}
+	case http.StatusOK:
+		// An encoded body's length is not the object's.
+		if enc := resp.Header.Get("Content-Encoding"); enc == "" || strings.EqualFold(enc, "identity") {
+			total = resp.ContentLength
+		}
+	}
+	if want.Size >= 0 && total >= 0 && total != want.Size {
+		return fmt.Sprintf("the object is now %d bytes, not %d", total, want.Size)
+	}
+	return ""
+}
+
+// readRange reads [off, off+length) of url; with want set, the answer
+// must be of that version (ErrChanged otherwise).
+func (h *HTTP) readRange(ctx context.Context, url string, off, length int64, ifMatch string, want *ObjectInfo) (io.ReadCloser, error) {
 	if off < 0 {
 		return nil, newOpError("read", url, nil, fmt.Sprintf("negative offset %d", off), nil, h.secrets)
 	}
@@ -243,6 +276,12 @@ func (h *HTTP) readRange(ctx context.Context, url string, off, length int64, ifM
 		return nil, err
 	}
 	body := newGuardedBody(w, resp.Body, h.t.Idle, "read", url, h.secrets)
+	if want != nil && (resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusRequestedRangeNotSatisfiable) {
+		if why := answerChanged(*want, resp); why != "" {
+			body.Close()
+			return nil, newOpError("read", url, ErrChanged, why, nil, h.secrets)
+		}
+	}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 		if start, _, _, ok := parseContentRange(resp.Header.Get("Content-Range")); ok && start != off {

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,7 +64,7 @@ func TestHTTPConformance(t *testing.T) {
 func TestHTTPConformanceIgnoresRange(t *testing.T) {
 	dir := t.TempDir()
 	srv := fileServer(t, dir, false)
-	runConformance(t, NewHTTP(HTTPOptions{}), srv.URL, dirPut(t, dir), confOpts{noList: true, noDirStat: true, noVersionCheck: true})
+	runConformance(t, NewHTTP(HTTPOptions{}), srv.URL, dirPut(t, dir), confOpts{noList: true, noDirStat: true})
 }
 
 func TestHTTPConformanceWithRetry(t *testing.T) {
@@ -419,5 +420,130 @@ func TestGlobHTTPQueryIsNoPattern(t *testing.T) {
 	got, err := Glob(context.Background(), NewHTTP(HTTPOptions{}), srv.URL+"/o.csv?X-Amz-Signature=s")
 	if err != nil || len(got) != 1 || got[0].Size != 3 {
 		t.Errorf("Glob = %v, %v", got, err)
+	}
+}
+
+// dripServer answers HEAD normally and GET with its headers and then one
+// byte every tick, never faster than the idle timeout would catch, until
+// the client goes away. active counts the GET handlers still running.
+func dripServer(t *testing.T, size int, tick time.Duration) (srv *httptest.Server, active *atomic.Int32) {
+	t.Helper()
+	return chunkServer(t, size, 1, tick)
+}
+
+// chunkServer is dripServer sending chunk bytes every tick.
+func chunkServer(t *testing.T, size, chunk int, tick time.Duration) (srv *httptest.Server, active *atomic.Int32) {
+	t.Helper()
+	active = new(atomic.Int32)
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"drip"`)
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		if r.Method == http.MethodHead {
+			return
+		}
+		active.Add(1)
+		defer active.Add(-1)
+		w.WriteHeader(http.StatusOK)
+		fl := w.(http.Flusher)
+		fl.Flush()
+		tk := time.NewTicker(tick)
+		defer tk.Stop()
+		for left := size; left > 0; left -= chunk {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-tk.C:
+			}
+			if _, err := w.Write(bytes.Repeat([]byte{'d'}, min(chunk, left))); err != nil {
+				return
+			}
+			fl.Flush()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, active
+}
+
+// A body that keeps dripping a byte at a time never trips the idle
+// timeout; MaxElapsed bounds the whole read, the body included. The read
+// fails (ErrUnavailable, ErrTimeBound; never the caller's cancellation)
+// within about the bound, the message names the URL without its secrets
+// and says the bound elapsed, and Close leaves no request behind on
+// either side.
+func TestHTTPDripBoundedByMaxElapsed(t *testing.T) {
+	const bound = time.Second
+	srv, active := dripServer(t, 100000, 100*time.Millisecond)
+	url := srv.URL + "/drip.csv?token=drip-secret-5d1f"
+	h := NewHTTP(HTTPOptions{Timeouts: Timeouts{Request: time.Second, Idle: 500 * time.Millisecond}})
+	s := WithRetry(h, RetryPolicy{MaxAttempts: 2, InitialBackoff: 10 * time.Millisecond, MaxElapsed: bound})
+	info, err := s.Stat(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opens := map[string]func() (io.ReadCloser, error){
+		"ReadRange": func() (io.ReadCloser, error) { return s.ReadRange(context.Background(), url, 0, -1) },
+		"ReadVersion": func() (io.ReadCloser, error) {
+			return ReadVersion(context.Background(), s, info, 0, 50000)
+		},
+	}
+	for name, open := range opens {
+		start := time.Now()
+		rc, err := open()
+		if err != nil {
+			t.Fatalf("%s: open: %v", name, err)
+		}
+		n, err := io.Copy(io.Discard, rc)
+		took := time.Since(start)
+		rc.Close()
+		t.Logf("%s: %d bytes, then %v, after %v", name, n, err, took.Round(time.Millisecond))
+		if err == nil {
+			t.Fatalf("%s: a dripping body read to its end without an error", name)
+		}
+		if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrTimeBound) || errors.Is(err, context.Canceled) {
+			t.Errorf("%s: %v; want ErrUnavailable and ErrTimeBound", name, err)
+		}
+		if n < 3 {
+			t.Errorf("%s: only %d bytes dripped: the idle timeout, not the bound, ended the read", name, n)
+		}
+		if took < bound*9/10 || took > bound+5*time.Second {
+			t.Errorf("%s: failed after %v, want about %v", name, took, bound)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, srv.URL+"/drip.csv") || strings.Contains(msg, "drip-secret-5d1f") ||
+			!strings.Contains(msg, "time bound") {
+			t.Errorf("%s: message must name the redacted URL and the time bound: %s", name, msg)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for active.Load() != 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if a := active.Load(); a != 0 {
+			t.Errorf("%s: %d requests still being served after Close", name, a)
+		}
+	}
+}
+
+// A slow link is not a dripping server: a body that takes several times
+// MaxElapsed but delivers 64 KiB well within each bound reads to its end.
+func TestHTTPSlowBodyWithinBound(t *testing.T) {
+	const bound = time.Second
+	const size = 512 << 10
+	// 32 KiB every 250 ms: 128 KiB/s, 4 s for the whole body
+	srv, _ := chunkServer(t, size, 32<<10, 250*time.Millisecond)
+	h := NewHTTP(HTTPOptions{Timeouts: Timeouts{Request: time.Second, Idle: 2 * time.Second}})
+	s := WithRetry(h, RetryPolicy{MaxAttempts: 2, InitialBackoff: 10 * time.Millisecond, MaxElapsed: bound})
+	start := time.Now()
+	rc, err := s.ReadRange(context.Background(), srv.URL+"/slow.csv", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	n, err := io.Copy(io.Discard, rc)
+	took := time.Since(start)
+	if err != nil || n != size {
+		t.Fatalf("read %d of %d bytes in %v: %v; want all of it", n, size, took, err)
+	}
+	if took < 2*bound {
+		t.Fatalf("the body took %v: not slow enough to show anything about a %v bound", took, bound)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -21,8 +22,11 @@ type RetryPolicy struct {
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	// MaxElapsed bounds one call, all attempts and waits included
-	// (default 30s). For ReadRange it bounds the opening only: a body,
-	// once streaming, lives as long as it keeps delivering.
+	// (default 30s). For ReadRange and ReadVersion it bounds the read's
+	// progress, the body to its end included: the read fails when
+	// MaxElapsed passes without 64 KiB more of its body (the idle timeout
+	// alone lets a server that drips a byte at a time hold a reader for
+	// ever). Reads made under one WithReadBound context share one bound.
 	MaxElapsed time.Duration
 	// OnRetry, when set, is called before each retry (attempt is the
 	// attempt that failed, from 1); for logging and tests.
@@ -71,8 +75,11 @@ func (p RetryPolicy) backoff(attempt int) time.Duration {
 // failures (ErrNotExist, ErrPermission, ErrNotSupported, a bad request)
 // and the caller's cancellation are returned at once. ReadRange retries
 // only the opening of the read; an error in the middle of a body is
-// returned to the caller, who asks again for the remaining range. The
-// wrapper keeps ReaderAtOpener when s has it.
+// returned to the caller, who asks again for the remaining range (under
+// the same WithReadBound context, so that the resumption stays within
+// the first read's bound). A read whose bound runs out fails with an
+// error matching ErrUnavailable and ErrTimeBound. The wrapper keeps
+// ReaderAtOpener when s has it.
 func WithRetry(s Store, p RetryPolicy) Store {
 	r := &retryStore{s: s, p: p.withDefaults()}
 	if ra, ok := s.(ReaderAtOpener); ok {
@@ -99,6 +106,62 @@ func (r *retryStoreRA) OpenReaderAt(ctx context.Context, url string) (ReaderAtCl
 func (r *retryStore) Unwrap() Store { return r.s }
 
 var errRetryDeadline = errors.New("retry deadline exceeded")
+
+// ErrTimeBound is in the chain of an error, besides ErrUnavailable, when
+// RetryPolicy.MaxElapsed ran out before the call (a read: before its
+// body's end) finished. Asking again for the rest of a read under the same
+// WithReadBound context fails at once.
+var ErrTimeBound = errors.New("time bound elapsed")
+
+type readBoundKey struct{}
+
+// readBound is the deadline the reads under one WithReadBound context
+// share; zero until the first of them opens. Each progressUnit of body
+// delivered moves it to MaxElapsed from then.
+type readBound struct {
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+func (b *readBound) from(d time.Time) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.deadline.IsZero() {
+		b.deadline = d
+	}
+	return b.deadline
+}
+
+func (b *readBound) get() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.deadline
+}
+
+func (b *readBound) extend(d time.Time) {
+	b.mu.Lock()
+	if d.After(b.deadline) {
+		b.deadline = d
+	}
+	b.mu.Unlock()
+}
+
+// progressUnit is how much of a body must arrive within MaxElapsed for
+// the read's bound to move on. The bound is against a server that stalls
+// or drips a byte at a time, not against a slow link: a 16 MiB readahead
+// request over a link of a few Mbit/s takes longer than 30 s, and keeps
+// going as long as each 64 KiB comes within the bound (about 2 KiB/s at
+// the default 30 s).
+const progressUnit = 64 << 10
+
+// WithReadBound returns a context under which every ReadRange and
+// ReadVersion of a WithRetry store shares one time bound, MaxElapsed from
+// the first of them: a caller that resumes a read cut off mid-body makes
+// the resumptions under it, so that resuming cannot stretch what a reader
+// waits for its bytes.
+func WithReadBound(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readBoundKey{}, &readBound{})
+}
 
 // run calls fn until it succeeds, fails for good, or the policy is
 // exhausted. ctx is the deadline-bound context fn must use.
@@ -150,13 +213,24 @@ func (r *retryStore) exhausted(op, url string, attempts int, last error, deadlin
 	if deadline {
 		why = fmt.Sprintf("gave up after %d attempts within %v", attempts, r.p.MaxElapsed)
 	}
+	var err error
 	if errors.Is(last, ErrUnavailable) {
-		return fmt.Errorf("%w; %s", last, why)
+		err = fmt.Errorf("%w; %s", last, why)
+	} else {
+		// The deadline cut an attempt short: the backend saw a cancelled
+		// context, which is no failure class of its own.
+		err = &opError{op: op, url: RedactURL(url), kind: ErrUnavailable, reason: why, err: last}
 	}
-	// The deadline cut an attempt short: the backend saw a cancelled
-	// context, which is no failure class of its own.
-	return &opError{op: op, url: RedactURL(url), kind: ErrUnavailable, reason: why, err: last}
+	if deadline {
+		return timeBoundError{err}
+	}
+	return err
 }
+
+// timeBoundError adds ErrTimeBound to an error's chain, not to its text.
+type timeBoundError struct{ error }
+
+func (e timeBoundError) Unwrap() []error { return []error{e.error, ErrTimeBound} }
 
 func (r *retryStore) Stat(ctx context.Context, url string) (ObjectInfo, error) {
 	deadline := time.Now().Add(r.p.MaxElapsed)
@@ -199,40 +273,108 @@ func (r *retryStore) ReadVersion(ctx context.Context, info ObjectInfo, off, leng
 }
 
 func (r *retryStore) open(ctx context.Context, url string, fn func(context.Context) (io.ReadCloser, error)) (io.ReadCloser, error) {
-	// The deadline must not outlive the opening: the body keeps reading
-	// under dctx, so it is a cancel-only context with a timer that is
-	// stopped once the read is open.
-	deadline := time.Now().Add(r.p.MaxElapsed)
+	b, ok := ctx.Value(readBoundKey{}).(*readBound)
+	if !ok {
+		b = &readBound{}
+	}
+	deadline := b.from(time.Now().Add(r.p.MaxElapsed))
+	if !time.Now().Before(deadline) {
+		return nil, r.boundElapsed(url)
+	}
+	// The body reads under dctx too, so the bound ends the read wherever
+	// it is: opening, retrying, or in the middle of the body. The timer
+	// checks the bound when it fires, since progress may have moved it.
 	dctx, cancel := context.WithCancelCause(ctx)
-	timer := time.AfterFunc(r.p.MaxElapsed, func() { cancel(errRetryDeadline) })
+	w := &boundWatch{b: b, cancel: cancel}
+	w.mu.Lock()
+	w.t = time.AfterFunc(time.Until(deadline), w.fire)
+	w.mu.Unlock()
 	var rc io.ReadCloser
 	err := r.run(ctx, dctx, deadline, "read", url, func(c context.Context) error {
 		var err error
 		rc, err = fn(c)
 		return err
 	})
-	stopped := timer.Stop()
 	if err != nil {
-		cancel(context.Canceled)
+		w.stop()
 		return nil, err
 	}
-	if !stopped {
-		// The deadline fired just as the read opened: dctx is cancelled,
-		// and so is the body.
-		rc.Close()
-		cancel(context.Canceled)
-		return nil, r.exhausted("read", url, 1, errRetryDeadline, true)
+	return &boundedBody{rc: rc, ctx: ctx, dctx: dctx, w: w, r: r, url: url}, nil
+}
+
+// boundWatch cancels a read when its bound has passed.
+type boundWatch struct {
+	b      *readBound
+	cancel context.CancelCauseFunc
+	mu     sync.Mutex // guards t and stopped
+	t      *time.Timer
+	// stopped: the read is closed; fire must not re-arm.
+	stopped bool
+}
+
+func (w *boundWatch) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
 	}
-	return &cancelOnClose{ReadCloser: rc, cancel: func() { cancel(context.Canceled) }}, nil
+	if left := time.Until(w.b.get()); left > 0 {
+		w.t.Reset(left)
+		return
+	}
+	w.cancel(errRetryDeadline)
 }
 
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel func()
+func (w *boundWatch) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.t.Stop()
+	w.mu.Unlock()
+	w.cancel(context.Canceled)
 }
 
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
+// boundElapsed is the error of a read whose time bound ran out.
+func (r *retryStore) boundElapsed(url string) error {
+	return &opError{op: "read", url: RedactURL(url), kind: ErrUnavailable, err: ErrTimeBound,
+		reason: fmt.Sprintf("gave up: the read did not deliver 64 KiB within its time bound of %v (--retry-max-time)", r.p.MaxElapsed)}
+}
+
+// boundedBody is a body read under its read's bound, which each
+// progressUnit delivered moves on; Close releases the request.
+type boundedBody struct {
+	rc        io.ReadCloser
+	ctx, dctx context.Context
+	w         *boundWatch
+	r         *retryStore
+	url       string
+	// since counts the bytes delivered since the bound last moved.
+	since int
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.elapsed() {
+		return 0, b.r.boundElapsed(b.url)
+	}
+	n, err := b.rc.Read(p)
+	if b.since += n; b.since >= progressUnit {
+		b.since = 0
+		b.w.b.extend(time.Now().Add(b.r.p.MaxElapsed))
+	}
+	if err != nil && err != io.EOF && b.elapsed() {
+		// The backend saw its request cancelled; what happened is the bound.
+		err = b.r.boundElapsed(b.url)
+	}
+	return n, err
+}
+
+// elapsed reports whether the bound ended the read (and not the caller,
+// who gets its own cancellation).
+func (b *boundedBody) elapsed() bool {
+	return b.ctx.Err() == nil && errors.Is(context.Cause(b.dctx), errRetryDeadline)
+}
+
+func (b *boundedBody) Close() error {
+	err := b.rc.Close()
+	b.w.stop()
 	return err
 }

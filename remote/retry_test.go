@@ -96,8 +96,8 @@ func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 		p := fast
 		p.MaxAttempts = n
 		_, err := WithRetry(f, p).List(context.Background(), "s3://b/p")
-		if !errors.Is(err, ErrUnavailable) {
-			t.Errorf("attempts %d: err = %v", n, err)
+		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeBound) {
+			t.Errorf("attempts %d: err = %v; want ErrUnavailable, not the time bound's", n, err)
 		}
 		if f.count() != n {
 			t.Errorf("attempts %d: %d calls", n, f.count())
@@ -165,8 +165,8 @@ func TestRetryOverallDeadline(t *testing.T) {
 		start := time.Now()
 		err := op(WithRetry(f, p))
 		el := time.Since(start)
-		if !errors.Is(err, ErrUnavailable) {
-			t.Errorf("%s: want ErrUnavailable at the deadline, got %v", name, err)
+		if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrTimeBound) {
+			t.Errorf("%s: want ErrUnavailable and ErrTimeBound at the deadline, got %v", name, err)
 		}
 		if el < 250*time.Millisecond || el > 2*time.Second {
 			t.Errorf("%s: took %v", name, el)
@@ -177,7 +177,7 @@ func TestRetryOverallDeadline(t *testing.T) {
 	p2 := RetryPolicy{MaxAttempts: 3, InitialBackoff: 5 * time.Second, MaxBackoff: 5 * time.Second, MaxElapsed: 500 * time.Millisecond}
 	start := time.Now()
 	_, err := WithRetry(f2, p2).Stat(context.Background(), "u")
-	if !errors.Is(err, ErrUnavailable) || time.Since(start) > 400*time.Millisecond {
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrTimeBound) || time.Since(start) > 400*time.Millisecond {
 		t.Errorf("err = %v after %v", err, time.Since(start))
 	}
 }
@@ -198,22 +198,75 @@ func TestRetryReadRangeRetriesOnlyTheOpen(t *testing.T) {
 	}
 }
 
-// The body of a read opened through WithRetry outlives MaxElapsed.
-func TestRetryReadBodyOutlivesDeadline(t *testing.T) {
+// The body of a read opened through WithRetry ends with MaxElapsed: the
+// bound is for the whole read, body included.
+func TestRetryReadBodyEndsWithTheDeadline(t *testing.T) {
 	var got context.Context
 	s := WithRetry(ctxStore{func(ctx context.Context) { got = ctx }}, RetryPolicy{MaxElapsed: 50 * time.Millisecond})
 	rc, err := s.ReadRange(context.Background(), "u", 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(150 * time.Millisecond)
+	defer rc.Close()
+	select {
+	case <-got.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the read's context outlived its bound")
+	}
+	_, err = rc.Read(make([]byte, 1))
+	if !errors.Is(err, ErrTimeBound) || !errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) {
+		t.Errorf("read after the bound: %v; want ErrTimeBound and ErrUnavailable, not context.Canceled", err)
+	}
+	if err != nil && (!strings.Contains(err.Error(), "time bound") || !strings.Contains(err.Error(), "50ms")) {
+		t.Errorf("message does not say the time bound elapsed: %v", err)
+	}
+}
+
+// Close releases the read's context before the bound.
+func TestRetryReadCloseReleases(t *testing.T) {
+	var got context.Context
+	s := WithRetry(ctxStore{func(ctx context.Context) { got = ctx }}, RetryPolicy{MaxElapsed: time.Hour})
+	rc, err := s.ReadRange(context.Background(), "u", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(rc); string(b) != "x" || err != nil {
+		t.Errorf("read %q, %v", b, err)
+	}
 	if got.Err() != nil {
-		t.Errorf("the read's context ended with the retry deadline: %v", context.Cause(got))
+		t.Errorf("the read's context ended before Close: %v", context.Cause(got))
 	}
 	rc.Close()
 	if got.Err() == nil {
 		t.Error("Close did not release the read's context")
 	}
+}
+
+// Reads under one WithReadBound context share the first one's bound: a
+// resumption after it has run out fails at once, without a request.
+func TestRetryReadBoundIsShared(t *testing.T) {
+	calls := 0
+	s := WithRetry(ctxStore{func(context.Context) { calls++ }}, RetryPolicy{MaxElapsed: 100 * time.Millisecond})
+	ctx := WithReadBound(context.Background())
+	rc, err := s.ReadRange(ctx, "u", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	time.Sleep(150 * time.Millisecond)
+	_, err = s.ReadRange(ctx, "u", 0, 1)
+	if !errors.Is(err, ErrTimeBound) || !errors.Is(err, ErrUnavailable) {
+		t.Errorf("second read under a spent bound: %v; want ErrTimeBound", err)
+	}
+	if calls != 1 {
+		t.Errorf("%d requests, want 1", calls)
+	}
+	// Another context has a bound of its own.
+	rc, err = s.ReadRange(WithReadBound(context.Background()), "u", 0, 1)
+	if err != nil {
+		t.Fatalf("a fresh bound: %v", err)
+	}
+	rc.Close()
 }
 
 type ctxStore struct{ seen func(context.Context) }

@@ -327,15 +327,19 @@ func (s *S3) statPrefix(w *watchdog, url, bucket, prefix string, notFound error)
 
 // ReadRange implements Store.
 func (s *S3) ReadRange(ctx context.Context, url string, off, length int64) (io.ReadCloser, error) {
-	return s.readRange(ctx, url, off, length, "")
+	return s.readRange(ctx, url, off, length, nil)
 }
 
-// ReadVersion implements VersionReader with If-Match on the ETag.
+// ReadVersion implements VersionReader with If-Match on the ETag, and
+// checks the answer's ETag and size against info's: an S3-compatible
+// server that ignores If-Match answers with the bytes it has now.
 func (s *S3) ReadVersion(ctx context.Context, info ObjectInfo, off, length int64) (io.ReadCloser, error) {
-	return s.readRange(ctx, info.URL, off, length, info.ETag)
+	return s.readRange(ctx, info.URL, off, length, &info)
 }
 
-func (s *S3) readRange(ctx context.Context, url string, off, length int64, etag string) (io.ReadCloser, error) {
+// readRange reads [off, off+length) of url; with want set, the answer
+// must be of that version (ErrChanged otherwise).
+func (s *S3) readRange(ctx context.Context, url string, off, length int64, want *ObjectInfo) (io.ReadCloser, error) {
 	_, bucket, key, err := splitBucketURL(url)
 	if err != nil || key == "" {
 		if err == nil {
@@ -352,6 +356,10 @@ func (s *S3) readRange(ctx context.Context, url string, off, length int64, etag 
 	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), RequestPayer: s.payer()}
 	if r := rangeHeader(off, length); r != "" {
 		in.Range = aws.String(r)
+	}
+	var etag string
+	if want != nil {
+		etag = want.ETag
 	}
 	if etag != "" {
 		in.IfMatch = aws.String(`"` + strings.Trim(etag, `"`) + `"`)
@@ -381,7 +389,34 @@ func (s *S3) readRange(ctx context.Context, url string, off, length int64, etag 
 		w.stop()
 		return nil, err
 	}
-	return limitedBody(newGuardedBody(w, out.Body, s.t.Idle, "read", url, s.secrets), length), nil
+	body := newGuardedBody(w, out.Body, s.t.Idle, "read", url, s.secrets)
+	if want != nil {
+		if why := s3AnswerChanged(*want, out); why != "" {
+			body.Close()
+			return nil, newOpError("read", url, ErrChanged, why, nil, s.secrets)
+		}
+	}
+	return limitedBody(body, length), nil
+}
+
+// s3AnswerChanged is answerChanged (http.go) for the SDK's view of a
+// GetObject answer: its ETag, and the object's size in its Content-Range.
+func s3AnswerChanged(want ObjectInfo, out *s3.GetObjectOutput) string {
+	if got := aws.ToString(out.ETag); etagsDiffer(want.ETag, got) {
+		return fmt.Sprintf("the server answered with ETag %s, not %s", strings.Trim(got, `"`), want.ETag)
+	}
+	total := int64(-1)
+	if cr := aws.ToString(out.ContentRange); cr != "" {
+		if _, _, t, ok := parseContentRange(cr); ok {
+			total = t
+		}
+	} else if out.ContentLength != nil {
+		total = *out.ContentLength // no range: the whole object
+	}
+	if total >= 0 && total != want.Size {
+		return fmt.Sprintf("the object is now %d bytes, not %d", total, want.Size)
+	}
+	return ""
 }
 
 // List implements Store; see the type's comment for the conventions.

@@ -19,8 +19,9 @@ type Timeouts struct {
 	// ReadRange. Default 15s.
 	Request time.Duration
 	// Idle bounds the wait for the next bytes of a body while the caller
-	// is blocked in Read. A slow reader is never cut off: the clock runs
-	// only inside Read. Default 30s.
+	// is blocked in Read. A slow reader is not cut off by it: the clock
+	// runs only inside Read (WithRetry's MaxElapsed, though, bounds the
+	// whole read). Default 30s.
 	Idle time.Duration
 }
 

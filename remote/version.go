@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 )
 
 // ErrChanged is a read of a version of an object that is no longer
@@ -15,7 +16,9 @@ var ErrChanged = errors.New("object changed since it was examined")
 // VersionReader is implemented by stores that can make a ranged read
 // conditional on the object still being the version info describes
 // (S3 and HTTP: If-Match on the ETag; GCS: the generation; Local: size and
-// mtime), so that a cache never mixes bytes of two versions.
+// mtime), so that a cache never mixes bytes of two versions. The remote
+// stores also check the answer's own ETag and size, for servers that
+// ignore the condition.
 type VersionReader interface {
 	// ReadVersion is ReadRange(ctx, info.URL, off, length), failing with
 	// ErrChanged when the object is no longer the one info describes.
@@ -24,8 +27,8 @@ type VersionReader interface {
 
 // ReadVersion reads through s's VersionReader when it has one, and is a
 // plain ReadRange otherwise (a check is then up to the caller). Where the
-// backend cannot check (an HTTP server without a strong ETag) it is a
-// plain ReadRange too.
+// backend cannot ask for a version (an HTTP server without a strong ETag)
+// only the answer is checked: its ETag, if weak, and its size.
 func ReadVersion(ctx context.Context, s Store, info ObjectInfo, off, length int64) (io.ReadCloser, error) {
 	if vr, ok := s.(VersionReader); ok {
 		return vr.ReadVersion(ctx, info, off, length)
@@ -60,4 +63,12 @@ func (l Local) ReadVersion(ctx context.Context, info ObjectInfo, off, length int
 		}
 	}
 	return rc, nil
+}
+
+// etagsDiffer reports whether two ETags name different versions. An
+// absent one says nothing, and the W/ (weak) mark is ignored: a proxy may
+// weaken a tag without the content changing.
+func etagsDiffer(a, b string) bool {
+	a, b = strings.Trim(strings.TrimPrefix(a, "W/"), `"`), strings.Trim(strings.TrimPrefix(b, "W/"), `"`)
+	return a != "" && b != "" && a != b
 }

@@ -95,7 +95,7 @@ Examples:
 	g.retry = remote.DefaultRetryPolicy
 	g.timeouts = remote.DefaultTimeouts
 	pf.IntVar(&g.retry.MaxAttempts, "retries", g.retry.MaxAttempts, "attempts per remote request, the first included")
-	pf.DurationVar(&g.retry.MaxElapsed, "retry-max-time", g.retry.MaxElapsed, "the longest one remote request may take, retries included, before it fails (EIO)")
+	pf.DurationVar(&g.retry.MaxElapsed, "retry-max-time", g.retry.MaxElapsed, "the longest one remote request may take, retries included, before it fails (EIO); a ranged read fails when it delivers less than 64 KiB in that time")
 	pf.DurationVar(&g.timeouts.Connect, "connect-timeout", g.timeouts.Connect, "time to connect to a remote server")
 	pf.DurationVar(&g.timeouts.Request, "request-timeout", g.timeouts.Request, "time for a remote server to start answering")
 	pf.DurationVar(&g.timeouts.Idle, "idle-timeout", g.timeouts.Idle, "longest pause in a remote response body while it is being read")
