@@ -19,7 +19,10 @@ func TestMountHelper(t *testing.T) {
 	mnt := h.mountPoint(t, dir)
 	logFile := filepath.Join(dir, "intakefs.log")
 
-	out, err := h.mount(demoCatalog, mnt, "ro,nodev,param.json_encoding=latin-1,log_file="+logFile)
+	// a cache directory of its own: the default one may be in use by a
+	// mount outside the tests
+	cacheOpt := ",cache_dir=" + filepath.Join(dir, "cache")
+	out, err := h.mount(demoCatalog, mnt, "ro,nodev,param.json_encoding=latin-1,log_file="+logFile+cacheOpt)
 	if err != nil {
 		t.Fatalf("mount.fuse3: %v\n%s", err, out)
 	}
@@ -39,7 +42,7 @@ func TestMountHelper(t *testing.T) {
 	h.unmount(t, mnt)
 
 	// A catalog that does not exist: one line of error, non-zero, nothing mounted.
-	out, err = h.mount(filepath.Join(dir, "missing.yaml"), mnt, "ro")
+	out, err = h.mount(filepath.Join(dir, "missing.yaml"), mnt, "ro"+cacheOpt)
 	if err == nil {
 		t.Fatalf("mounting a missing catalog succeeded:\n%s", out)
 	}

@@ -314,8 +314,9 @@ func TestMetricsAddrFailures(t *testing.T) {
 	}
 	t.Run("mount helper", func(t *testing.T) {
 		h := newMountHelper(t)
-		mnt := h.mountPoint(t, realTempDir(t))
-		out, err := h.mount(demoCatalog, mnt, "ro,metrics_addr="+taken.Addr().String())
+		dir := realTempDir(t)
+		mnt := h.mountPoint(t, dir)
+		out, err := h.mount(demoCatalog, mnt, "ro,metrics_addr="+taken.Addr().String()+",cache_dir="+filepath.Join(dir, "cache"))
 		if err == nil {
 			t.Fatalf("mounted with metrics_addr= a taken port:\n%s", out)
 		}
