@@ -164,6 +164,10 @@ func TestMountFailures(t *testing.T) {
 		{"mount point is a file", demoCatalog, notDir, nil},
 		{"read-write asked for", demoCatalog, existing, []string{"--read-only=false"}},
 		{"no remote recheck interval", demoCatalog, existing, []string{"--remote-recheck", "0s"}},
+		{"no retries at all", demoCatalog, existing, []string{"--retries", "0"}},
+		{"no retry time", demoCatalog, existing, []string{"--retry-max-time", "0s"}},
+		{"negative idle timeout", demoCatalog, existing, []string{"--idle-timeout", "-1s"}},
+		{"read-write option", demoCatalog, existing, []string{"-o", "nodev,rw"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

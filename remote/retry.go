@@ -209,9 +209,13 @@ func (r *retryStore) run(ctx, dctx context.Context, deadline time.Time, op, url 
 }
 
 func (r *retryStore) exhausted(op, url string, attempts int, last error, deadline bool) error {
-	why := fmt.Sprintf("gave up after %d attempts", attempts)
+	tries := fmt.Sprintf("%d attempts", attempts)
+	if attempts == 1 {
+		tries = "1 attempt"
+	}
+	why := "gave up after " + tries
 	if deadline {
-		why = fmt.Sprintf("gave up after %d attempts within %v", attempts, r.p.MaxElapsed)
+		why = fmt.Sprintf("gave up after %s within %v", tries, r.p.MaxElapsed)
 	}
 	var err error
 	if errors.Is(last, ErrUnavailable) {

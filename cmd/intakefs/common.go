@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -99,6 +100,20 @@ func (g *globalFlags) openWith(catalog string, ch *cache.Cache) (*engine.FS, *sl
 	opts, err := g.rootOptions()
 	if err != nil {
 		return nil, nil, err
+	}
+	if g.retry.MaxAttempts < 1 {
+		return nil, nil, fmt.Errorf("--retries %d: want 1 or more (1: no retries)", g.retry.MaxAttempts)
+	}
+	if g.retry.MaxElapsed <= 0 {
+		return nil, nil, fmt.Errorf("--retry-max-time %s: want a positive duration, e.g. 30s", g.retry.MaxElapsed)
+	}
+	for _, c := range []struct {
+		flag string
+		d    time.Duration
+	}{{"--connect-timeout", g.timeouts.Connect}, {"--request-timeout", g.timeouts.Request}, {"--idle-timeout", g.timeouts.Idle}} {
+		if c.d <= 0 {
+			return nil, nil, fmt.Errorf("%s %s: want a positive duration", c.flag, c.d)
+		}
 	}
 	if g.remoteRecheck <= 0 {
 		return nil, nil, fmt.Errorf("--remote-recheck %s: want a positive duration, e.g. 10s or 5m", g.remoteRecheck)

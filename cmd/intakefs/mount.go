@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,6 +38,13 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			catalog, mnt := args[0], args[1]
 			if !readOnly {
 				return errors.New("--read-only=false: intakefs mounts are always read-only")
+			}
+			for _, o := range cfg.Options {
+				for _, one := range strings.Split(o, ",") {
+					if strings.TrimSpace(one) == "rw" {
+						return fmt.Errorf("-o %s: intakefs mounts are always read-only", o)
+					}
+				}
 			}
 			// Signals are ours from the start: one that arrives between
 			// the mount appearing and here must unmount, not kill the
