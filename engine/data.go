@@ -76,6 +76,29 @@ func urlArg(r *Rendered) ([]string, bool, bool) {
 	return nil, false, false
 }
 
+// badURLArg finds a data argument urlArg could not use: one that is set
+// but is neither a string nor a list of strings.
+func badURLArg(r *Rendered) (string, bool) {
+	keys := urlArgKeys
+	if k, own := intakeDataArg[r.Entry.Driver]; own {
+		keys = []string{k}
+	}
+	for _, k := range keys {
+		switch v := r.Args[k].(type) {
+		case nil, string:
+		case []any:
+			for _, x := range v {
+				if _, ok := x.(string); !ok {
+					return k, true
+				}
+			}
+		default:
+			return k, true
+		}
+	}
+	return "", false
+}
+
 // dataExt is the extension of the data as read (SPEC §2): an archive's
 // members are the data, so an archive's name says nothing (the driver's
 // extension is used), unless a zip:// or tar:// chain names one member.

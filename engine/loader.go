@@ -481,6 +481,14 @@ func (l *Loader) openMany(name string, files []string, desc string, open func(st
 	}
 	l.mu.Unlock()
 	merged := &Catalog{Name: name, Description: desc, Path: name, Metadata: map[string]any{}, byName: map[string]*Entry{}, Gen: loadGen.Add(1), Loaded: time.Now()}
+	if len(files) == 0 {
+		// Intake gives an empty catalog too; a typo in a glob should not
+		// look like a catalog with nothing in it
+		merged.Errors = append(merged.Errors, &LoadError{File: name, Msg: "no catalog file (*.yaml, *.yml) found: the catalog is empty"})
+		if l.Log != nil {
+			l.Log.Warn("catalog is empty: no catalog file (*.yaml, *.yml) found", "path", name)
+		}
+	}
 	params := map[string]int{}
 	for i, f := range files {
 		c, err := parts[i], errs[i]

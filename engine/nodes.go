@@ -397,7 +397,12 @@ func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) (n
 	r.files()
 	nodes = []Node{&sourceDir{fs: f, name: shown, r: r}}
 	if !hasData {
-		return nodes, nil, false // no data to show: the directory describes it
+		// no data to show: the directory describes it, and says why when
+		// a data argument is there but is no path
+		if k, bad := badURLArg(r); bad {
+			problems = append(problems, fmt.Sprintf("%s: argument %s is %s, not a path or a list of paths: no data file", where, k, pyRepr(r.Args[k])))
+		}
+		return nodes, problems, false
 	}
 	def := f.dataNode(ctx, v, e, shown+"."+dataExt(r), r, nil)
 	nodes = append(nodes, def)
