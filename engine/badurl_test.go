@@ -61,3 +61,29 @@ func TestEmptyGlobCatalogSaysSo(t *testing.T) {
 		}
 	}
 }
+
+// Sources "x" and "x.csv": the second's directory would be x.csv/ beside
+// the first's data x.csv, so the second is left out whole (not its
+// directory alone with its data x.csv.csv still shown), and errors.txt
+// says so.
+func TestNameTakenHidesWholeSource(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"cat.yaml": `sources:
+  x:
+    driver: csv
+    args: {urlpath: '{{ CATALOG_DIR }}/d.csv'}
+  x.csv:
+    driver: csv
+    args: {urlpath: '{{ CATALOG_DIR }}/d.csv'}
+`,
+		"d.csv": "a\n1\n",
+	})
+	f := newFS(t, dir, "cat.yaml")
+	want := []string{".catalog/", "x/", "x.csv"}
+	if got := names(t, f, ""); !reflect.DeepEqual(got, want) {
+		t.Fatalf("root: %v, want %v", got, want)
+	}
+	if errs := mustRead(t, f, ".catalog/errors.txt"); !strings.Contains(errs, `source "x.csv": the name "x.csv" is taken by another entry; not shown`) {
+		t.Errorf("errors.txt:\n%s", errs)
+	}
+}

@@ -359,6 +359,19 @@ func (f *FS) buildListing(ctx context.Context, d *catalogDir, v *View) *listing 
 	l.took = l.at.Sub(start)
 	for _, b := range results {
 		l.problems = append(l.problems, b.problems...)
+		// a source whose name is taken is left out whole: its data file
+		// or directory alone, without the other, would be half a source
+		taken := ""
+		for _, n := range b.nodes {
+			if _, dup := l.names[n.Name()]; dup {
+				taken = n.Name()
+				break
+			}
+		}
+		if taken != "" {
+			l.problems = append(l.problems, fmt.Sprintf("%s: the name %q is taken by another entry; not shown", b.where, taken))
+			continue
+		}
 		for _, n := range b.nodes {
 			add(n, b.where)
 		}
