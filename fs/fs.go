@@ -6,9 +6,11 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -92,6 +94,12 @@ func Mount(dir string, tree *engine.FS, cfg Config) (*fuse.Server, error) {
 	}
 	srv, err := fuse.NewServer(raw, dir, &opts.MountOptions)
 	if err != nil {
+		if strings.Contains(err.Error(), "fusermount exited") && len(cfg.Options) > 0 {
+			// go-fuse falls back to fusermount3 when the kernel refuses
+			// a direct mount, and reports only its exit status; the
+			// usual cause is an option the kernel does not know
+			return nil, fmt.Errorf("the kernel refused the mount; check the -o options (%s): %s", strings.Join(cfg.Options, ","), strings.TrimSpace(err.Error()))
+		}
 		return nil, err
 	}
 	go srv.Serve()

@@ -227,3 +227,32 @@ func TestMountOverMount(t *testing.T) {
 		t.Errorf("the first mount no longer serves: %v", err)
 	}
 }
+
+// An -o option the kernel does not know: the mount fails, nothing is
+// mounted, and intakefs's own line names the option (fusermount3, which
+// go-fuse falls back to, prints its own line first).
+func TestMountUnknownOption(t *testing.T) {
+	needBinary(t)
+	dir := realTempDir(t)
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, 60*time.Second, "", binPath,
+		append([]string{"mount", demoCatalog, mnt, "-o", "nosuchoption42"}, cacheArgs(t, filepath.Join(dir, "cache"))...)...)
+	if isMounted(mnt) {
+		lazyUnmount(mnt)
+		t.Errorf("%s is mounted", mnt)
+	}
+	if r.exitCode <= 0 {
+		t.Fatalf("exit code %d (%v), want a failure; output:\n%s%s", r.exitCode, r.err, r.stdout, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "intakefs: ") || !strings.Contains(last, "-o options (nosuchoption42)") {
+		t.Errorf("the last line should be intakefs's, naming the option:\n%s", r.stderr)
+	}
+	if bad := crashSign(r.stdout + r.stderr); bad != "" {
+		t.Errorf("output shows a crash (%q):\n%s", bad, r.stderr)
+	}
+}
