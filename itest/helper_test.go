@@ -40,6 +40,19 @@ func TestMountHelper(t *testing.T) {
 		t.Errorf("log_file has no start-up line: %q", b)
 	}
 	h.unmount(t, mnt)
+	// the background daemon records its end in log_file too
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(logFile)
+		if strings.Contains(string(b), "msg=unmounted") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("log_file has no unmount line after 10 s: %q", b)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	// A catalog that does not exist: one line of error, non-zero, nothing mounted.
 	out, err = h.mount(filepath.Join(dir, "missing.yaml"), mnt, "ro"+cacheOpt)

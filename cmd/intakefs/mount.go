@@ -155,8 +155,14 @@ As root the filesystem is mounted directly; a normal user needs fusermount3
 			select {
 			case <-done:
 				fmt.Fprintf(&logOut, "unmounted %s\n", mnt)
+				if g.logFile != "" {
+					log.Info("unmounted", "mountpoint", mnt)
+				}
 			case <-forced:
 				fmt.Fprintf(&logOut, "detached %s\n", mnt)
+				if g.logFile != "" {
+					log.Info("detached", "mountpoint", mnt)
+				}
 			}
 			if ms != nil {
 				// before the cache and the tree it reads are closed
