@@ -87,3 +87,22 @@ func TestNameTakenHidesWholeSource(t *testing.T) {
 		t.Errorf("errors.txt:\n%s", errs)
 	}
 }
+
+// Each line of errors.txt names its file (and line, and source) once.
+func TestErrorsNameTheirPlaceOnce(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"cats/a.yaml": "sources:\n  bad:\n    driver: csv\n    args: {urlpath: '{{ 1/0 }}.csv'}\n",
+		"cats/b.yaml": "",
+	})
+	f := newFS(t, dir, "cats")
+	errs := mustRead(t, f, ".catalog/errors.txt")
+	for _, place := range []string{`a.yaml:2: source "bad"`, "b.yaml:"} {
+		if n := strings.Count(errs, place); n != 1 {
+			t.Errorf("%q appears %d times, want once:\n%s", place, n, errs)
+		}
+	}
+	if !strings.Contains(errs, `a.yaml:2: source "bad": with its default parameters: argument urlpath: `) ||
+		!strings.Contains(errs, "b.yaml: no YAML data in file") {
+		t.Errorf("errors.txt:\n%s", errs)
+	}
+}

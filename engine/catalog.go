@@ -88,6 +88,9 @@ type LoadError struct {
 }
 
 func (e *LoadError) Error() string {
+	if e.Line == 0 && e.Entry == "" && strings.HasPrefix(e.Msg, e.File+": ") {
+		return e.Msg // a file's own error names it already
+	}
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {

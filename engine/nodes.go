@@ -397,7 +397,7 @@ func (f *FS) entryNodes(ctx context.Context, v *View, e *Entry, where string) (n
 		return []Node{
 			&sourceDir{fs: f, name: shown, view: v, entry: e, err: err},
 			&dataFile{fs: f, name: shown + "." + ext, ident: v.Ident + "/" + e.Name, err: err},
-		}, []string{fmt.Sprintf("%s: with its default parameters: %v", where, err)}, false
+		}, []string{fmt.Sprintf("%s: with its default parameters: %s", where, strings.TrimPrefix(err.Error(), where+": "))}, false
 	}
 	_, _, hasData := urlArg(r)
 	if hasData && f.notAhead(ctx, r) {
