@@ -316,10 +316,11 @@ func gcsAnswerChanged(want ObjectInfo, gen int64, a storage.ReaderObjectAttrs) s
 	if gen > 0 && a.Generation > 0 && a.Generation != gen {
 		return fmt.Sprintf("the server answered with generation %d, not %d", a.Generation, gen)
 	}
-	if !a.Decompressed && !a.Unfinalized && want.Size >= 0 && a.Size >= 0 && a.Size != want.Size {
-		return fmt.Sprintf("the object is now %d bytes, not %d", a.Size, want.Size)
+	if a.Decompressed || a.Unfinalized {
+		return ""
 	}
-	return ""
+	// the ETag is "gen:N" here, checked above: only the size is left
+	return versionDiffers(ObjectInfo{Size: want.Size}, "", a.Size)
 }
 
 // List implements Store.

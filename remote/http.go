@@ -236,9 +236,6 @@ func (h *HTTP) ReadVersion(ctx context.Context, info ObjectInfo, off, length int
 // it: a server that sends no ETag is no change. Nor is Last-Modified:
 // servers of generated files send the time of each answer.
 func answerChanged(want ObjectInfo, resp *http.Response) string {
-	if got := resp.Header.Get("ETag"); etagsDiffer(want.ETag, got) {
-		return fmt.Sprintf("the server answered with ETag %s, not %s", got, want.ETag)
-	}
 	total := int64(-1)
 	switch resp.StatusCode {
 	case http.StatusPartialContent, http.StatusRequestedRangeNotSatisfiable:
@@ -251,10 +248,7 @@ func answerChanged(want ObjectInfo, resp *http.Response) string {
 			total = resp.ContentLength
 		}
 	}
-	if want.Size >= 0 && total >= 0 && total != want.Size {
-		return fmt.Sprintf("the object is now %d bytes, not %d", total, want.Size)
-	}
-	return ""
+	return versionDiffers(want, resp.Header.Get("ETag"), total)
 }
 
 // readRange reads [off, off+length) of url; with want set, the answer

@@ -402,9 +402,6 @@ func (s *S3) readRange(ctx context.Context, url string, off, length int64, want 
 // s3AnswerChanged is answerChanged (http.go) for the SDK's view of a
 // GetObject answer: its ETag, and the object's size in its Content-Range.
 func s3AnswerChanged(want ObjectInfo, out *s3.GetObjectOutput) string {
-	if got := aws.ToString(out.ETag); etagsDiffer(want.ETag, got) {
-		return fmt.Sprintf("the server answered with ETag %s, not %s", strings.Trim(got, `"`), want.ETag)
-	}
 	total := int64(-1)
 	if cr := aws.ToString(out.ContentRange); cr != "" {
 		if _, _, t, ok := parseContentRange(cr); ok {
@@ -413,10 +410,7 @@ func s3AnswerChanged(want ObjectInfo, out *s3.GetObjectOutput) string {
 	} else if out.ContentLength != nil {
 		total = *out.ContentLength // no range: the whole object
 	}
-	if total >= 0 && total != want.Size {
-		return fmt.Sprintf("the object is now %d bytes, not %d", total, want.Size)
-	}
-	return ""
+	return versionDiffers(want, aws.ToString(out.ETag), total)
 }
 
 // List implements Store; see the type's comment for the conventions.

@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -63,6 +64,20 @@ func (l Local) ReadVersion(ctx context.Context, info ObjectInfo, off, length int
 		}
 	}
 	return rc, nil
+}
+
+// versionDiffers says how an answer with this ETag and total size ("" and
+// -1 where the answer does not say) is of another version than want, or
+// "" when nothing in it shows one. Each store reads the two off its own
+// kind of answer.
+func versionDiffers(want ObjectInfo, etag string, total int64) string {
+	if etagsDiffer(want.ETag, etag) {
+		return fmt.Sprintf("the server answered with ETag %s, not %s", strings.Trim(etag, `"`), strings.Trim(want.ETag, `"`))
+	}
+	if want.Size >= 0 && total >= 0 && total != want.Size {
+		return fmt.Sprintf("the object is now %d bytes, not %d", total, want.Size)
+	}
+	return ""
 }
 
 // etagsDiffer reports whether two ETags name different versions. An
