@@ -685,15 +685,21 @@ func TestRemoteServerDiesMidRead(t *testing.T) {
 			if srv.cutResponses("/"+name+".txt") == 0 {
 				t.Errorf("%s.txt: the server never cut a response short: the test proves nothing", name)
 			}
-			// The daemon still serves: the same server's other file, a
-			// local file, a listing.
-			if got := readFile(t, d.path("stocks.csv")); !bytes.Equal(got, stocks) {
-				t.Errorf("stocks.csv (same server) after the failure: %s", sameBytes(got, stocks))
-			}
-			if got := readFile(t, d.path("local.csv")); !bytes.Equal(got, stocks) {
-				t.Errorf("local.csv after the failure: %s", sameBytes(got, stocks))
-			}
-			readDirNames(t, d.Mnt)
+			stillServes(t, d, stocks)
 		})
 	}
+}
+
+// stillServes: after a remote failure the daemon still serves the same
+// server's stocks.csv, the local copy local.csv (both equal to stocks) and
+// a listing of the root.
+func stillServes(t *testing.T, d *daemon, stocks []byte) {
+	t.Helper()
+	if got := readFile(t, d.path("stocks.csv")); !bytes.Equal(got, stocks) {
+		t.Errorf("stocks.csv (same server) after the failure: %s", sameBytes(got, stocks))
+	}
+	if got := readFile(t, d.path("local.csv")); !bytes.Equal(got, stocks) {
+		t.Errorf("local.csv after the failure: %s", sameBytes(got, stocks))
+	}
+	readDirNames(t, d.Mnt)
 }
