@@ -42,20 +42,7 @@ var intakeDataArg = map[string]string{"csv": "urlpath", "textfiles": "urlpath", 
 // strings. For other drivers than Intake's own, a cache block's argkey
 // names it explicitly.
 func urlArg(r *Rendered) ([]string, bool, bool) {
-	keys := urlArgKeys
-	if k, own := intakeDataArg[r.Entry.Driver]; own {
-		keys = append([]string{k}, keys...)
-	} else {
-		for _, c := range r.Entry.Cache {
-			if m, ok := c.(map[string]any); ok {
-				if k, ok := m["argkey"].(string); ok {
-					keys = append([]string{k}, keys...)
-					break
-				}
-			}
-		}
-	}
-	for _, k := range keys {
+	for _, k := range dataArgKeys(r) {
 		switch v := r.Args[k].(type) {
 		case string:
 			if v != "" {
@@ -76,14 +63,26 @@ func urlArg(r *Rendered) ([]string, bool, bool) {
 	return nil, false, false
 }
 
+// dataArgKeys are the arguments a source's data location may be in, in
+// the order they are tried.
+func dataArgKeys(r *Rendered) []string {
+	if k, own := intakeDataArg[r.Entry.Driver]; own {
+		return append([]string{k}, urlArgKeys...)
+	}
+	for _, c := range r.Entry.Cache {
+		if m, ok := c.(map[string]any); ok {
+			if k, ok := m["argkey"].(string); ok {
+				return append([]string{k}, urlArgKeys...)
+			}
+		}
+	}
+	return urlArgKeys
+}
+
 // badURLArg finds a data argument urlArg could not use: one that is set
 // but is neither a string nor a list of strings.
 func badURLArg(r *Rendered) (string, bool) {
-	keys := urlArgKeys
-	if k, own := intakeDataArg[r.Entry.Driver]; own {
-		keys = []string{k}
-	}
-	for _, k := range keys {
+	for _, k := range dataArgKeys(r) {
 		switch v := r.Args[k].(type) {
 		case nil, string:
 		case []any:
